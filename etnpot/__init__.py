@@ -1,0 +1,46 @@
+"""etnpot: equivariant tensor-network (ETN) interatomic potentials.
+
+Polynomial, non-neural machine-learned potentials (Hodapp & Shapeev, Mach. Learn.: Sci.
+Technol. 2024): per-atom equivariant one-particle features contracted with a tensor train of
+Clebsch–Gordan-coupled cores; fitted by alternating least squares; used through ASE.
+
+Public API::
+
+    pot = etnpot.ETNPotential.random(species=["Cu", "Au"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0)
+    atoms.calc = etnpot.ETNCalculator(pot)
+    pot.save("m.etn"); pot2 = etnpot.load("m.etn")
+"""
+import logging
+
+__version__ = "0.1.0"
+
+from .calculator import ETNCalculator  # noqa: E402
+from .io import FORMAT_VERSION, ModelFileError, load, read_header, save  # noqa: E402
+from .potential import ETNPotential, LinearMap  # noqa: E402
+from .so3 import Irrep, Irreps  # noqa: E402
+from .tt import EquivariantTT  # noqa: E402
+
+
+def _save_method(self, path):
+    """Save this model to ``path`` (see :func:`etnpot.save`); returns the content hash."""
+    return save(self, path)
+
+
+ETNPotential.save = _save_method
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "ETNPotential",
+    "ETNCalculator",
+    "EquivariantTT",
+    "LinearMap",
+    "Irrep",
+    "Irreps",
+    "save",
+    "load",
+    "read_header",
+    "ModelFileError",
+    "FORMAT_VERSION",
+    "__version__",
+]

@@ -1,0 +1,201 @@
+r"""One-particle features: the ETN's per-atom equivariant inputs.
+
+For atom ``i`` with species ``z_i`` and neighbours ``j`` (pairs of a :class:`~etnpot.neighbors.Graph`)
+
+.. math::
+
+    F_i[l, m, c] = \sum_j R_{lc}(r_{ij}; z_i, z_j)\, Y_{lm}(\hat r_{ij}) \;-\; \delta_{l0}\,\mu_c(z_i),
+    \qquad c < C,
+
+    R_{lc}(r; z_i, z_j) = \frac{1}{s_{lc}} \sum_{n,k} B[l, c, n, k]\, A[l, k, z_i, z_j]\, Q_n(r),
+
+with ``Q_n`` the Chebyshev radial basis (:mod:`etnpot.radial`), ``A`` a species-pair embedding
+of rank ``K`` (``(l_max+1) K S^2`` numbers instead of a dense radial table per species pair:
+the low-rank species compression of Hodapp & Shapeev) and ``B`` the radial mixing.  The
+``l = 0`` block carries ``S`` extra **species-indicator channels** ``F_i[0, 0, C + s] =
+delta(z_i, s)``: constants per centre species, so that a tensor train over ``F`` represents every
+polynomial of degree ``<= order`` (not only the homogeneous ones) with species-dependent
+coefficients.  ``mu`` (per centre species, ``l = 0`` only: centring a vector would break
+equivariance) and ``s`` are fixed normalization constants set from training data by
+:meth:`OneParticleBasis.normalize`; thanks to the constant channels the centring is an exact
+reparametrization that only improves conditioning.
+
+Feature blocks are returned per ``l`` as arrays of shape ``(n_atoms, 2l+1, n_channels(l))``.
+Derivatives with respect to the pair vector ``r_ij`` (Å) use
+
+.. math::
+
+    \frac{\partial F_i[l m c]}{\partial r_{ij}} = R'_{lc}(r)\, Y_{lm}\, \hat r_{ij} + R_{lc}(r)\, \nabla Y_{lm}(r_{ij}).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .neighbors import Graph
+from .radial import ChebyshevBasis
+from .so3 import real_sph_harm
+
+__all__ = ["OneParticleBasis", "PairCache"]
+
+
+@dataclass
+class PairCache:
+    """Per-pair quantities kept between the forward pass and the derivative passes."""
+
+    i: np.ndarray  # (E,) centre atom
+    r: np.ndarray  # (E,)
+    rhat: np.ndarray  # (E, 3)
+    Y: np.ndarray  # (E, (L+1)^2)
+    dY: np.ndarray  # (E, 3, (L+1)^2)
+    R: np.ndarray  # (E, L+1, C)
+    dR: np.ndarray  # (E, L+1, C)
+    incidence: sp.csr_matrix  # (N, E): 1 where pair e belongs to centre atom i
+
+
+class OneParticleBasis:
+    """The featurizer: parameters ``species_weights`` (A), ``radial_weights`` (B) and
+    normalization constants ``shift`` (mu) and ``scale`` (s).
+
+    Parameters
+    ----------
+    n_species : S.
+    l_max : highest degree of the spherical harmonics.
+    n_basis : number of Chebyshev radial functions.
+    n_channels : radial channels per ``l`` (C).
+    species_rank : rank K of the species-pair embedding.
+    r_min, r_cut : radial basis range, Å.
+    """
+
+    def __init__(self, n_species, l_max, n_basis, n_channels, species_rank, r_min, r_cut):
+        for name, val, lo in [("n_species", n_species, 1), ("l_max", l_max, 0), ("n_basis", n_basis, 1),
+                              ("n_channels", n_channels, 1), ("species_rank", species_rank, 1)]:
+            if int(val) != val or int(val) < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {val!r}")
+        self.n_species = int(n_species)
+        self.l_max = int(l_max)
+        self.n_channels = int(n_channels)
+        self.species_rank = int(species_rank)
+        self.radial = ChebyshevBasis(n_basis, r_min, r_cut)
+        L, C, N, K, S = self.l_max + 1, self.n_channels, self.radial.n_basis, self.species_rank, self.n_species
+        self.species_weights = np.zeros((L, K, S, S))
+        self.species_weights[:, 0] = 1.0
+        self.radial_weights = np.zeros((L, C, N, K))
+        for c in range(min(C, N)):
+            self.radial_weights[:, c, c, 0] = 1.0  # raw Chebyshev channels
+        self.shift = np.zeros((S, C))
+        self.scale = np.ones((L, C))
+
+    # ------------------------------------------------------------ layout
+    @property
+    def r_cut(self) -> float:
+        return self.radial.r_cut
+
+    def channels(self, l: int) -> int:
+        """Number of channels of the degree-``l`` block (``C + S`` for ``l = 0``)."""
+        return self.n_channels + (self.n_species if l == 0 else 0)
+
+    @property
+    def num_parameters(self) -> int:
+        return self.species_weights.size + self.radial_weights.size
+
+    # ------------------------------------------------------------ radial functions
+    def pair_weights(self) -> np.ndarray:
+        """``W[z_i, z_j, l, c, n]``: the radial function of each species pair in the Q_n basis."""
+        W = np.einsum("lcnk,lkab->ablcn", self.radial_weights, self.species_weights)
+        return W / self.scale[None, None, :, :, None]
+
+    def pair_radial(self, r, zi, zj):
+        """``R[e, l, c]`` and ``dR/dr`` for pairs of species ``(zi[e], zj[e])`` at distances ``r[e]``."""
+        Q, dQ = self.radial(r)
+        W = self.pair_weights()
+        S, L, C = self.n_species, self.l_max + 1, self.n_channels
+        R = np.empty((len(r), L, C))
+        dR = np.empty_like(R)
+        ptype = zi * S + zj
+        order = np.argsort(ptype, kind="stable")
+        bounds = np.searchsorted(ptype[order], np.arange(S * S + 1))
+        for t in range(S * S):
+            idx = order[bounds[t] : bounds[t + 1]]
+            if len(idx) == 0:
+                continue
+            Wt = W[t // S, t % S].reshape(L * C, -1).T  # (N, L*C)
+            R[idx] = (Q[idx] @ Wt).reshape(-1, L, C)
+            dR[idx] = (dQ[idx] @ Wt).reshape(-1, L, C)
+        return R, dR
+
+    # ------------------------------------------------------------ features
+    def compute(self, graph: Graph):
+        """Feature blocks ``[F_0, ..., F_lmax]`` (``F_l``: ``(n_atoms, 2l+1, channels(l))``) and
+        the :class:`PairCache` for derivatives."""
+        D = graph.vectors
+        r = np.linalg.norm(D, axis=1)
+        if len(r) and r.min() == 0.0:
+            e = int(np.argmin(r))
+            raise ValueError(
+                f"configuration {graph.pair_config[e]}: atoms {graph.i[e]} and {graph.j[e]} (global indices) "
+                "coincide (zero distance)")
+        Y, dY = real_sph_harm(self.l_max, D, gradients=True)
+        zi, zj = graph.species[graph.i], graph.species[graph.j]
+        R, dR = self.pair_radial(r, zi, zj)
+        n, E = graph.n_atoms, graph.n_pairs
+        inc = sp.csr_matrix((np.ones(E), (graph.i, np.arange(E))), shape=(n, E))
+        cache = PairCache(graph.i, r, D / np.where(r > 0, r, 1.0)[:, None], Y, dY, R, dR, inc)
+        blocks = []
+        for l in range(self.l_max + 1):
+            Yl = Y[:, l * l : (l + 1) ** 2]
+            f = (Yl[:, :, None] * R[:, l, None, :]).reshape(E, (2 * l + 1) * self.n_channels)
+            Fl = np.asarray(inc @ f).reshape(n, 2 * l + 1, self.n_channels)
+            if l == 0:
+                Fl = Fl - self.shift[graph.species][:, None, :]
+                ind = np.zeros((n, 1, self.n_species))
+                ind[np.arange(n), 0, graph.species] = 1.0
+                Fl = np.concatenate([Fl, ind], axis=2)
+            blocks.append(Fl)
+        return blocks, cache
+
+    def pair_gradients(self, grad_blocks, cache: PairCache) -> np.ndarray:
+        """Chain rule to the pairs: given ``g_l = dE/dF_l`` per atom, return ``dE/dr_ij`` ``(E, 3)``."""
+        out = np.zeros((len(cache.r), 3))
+        C = self.n_channels
+        for l, g in enumerate(grad_blocks):
+            ge = np.asarray(g)[cache.i][:, :, :C]  # (E, 2l+1, C)
+            h0 = np.einsum("emc,ec->em", ge, cache.R[:, l])
+            h1 = np.einsum("emc,ec->em", ge, cache.dR[:, l])
+            sl = slice(l * l, (l + 1) ** 2)
+            out += cache.rhat * np.einsum("em,em->e", cache.Y[:, sl], h1)[:, None]
+            out += np.einsum("eam,em->ea", cache.dY[:, :, sl], h0)
+        return out
+
+    def pair_tangents(self, cache: PairCache, l: int, pairs=None) -> np.ndarray:
+        """``dF_i[l]/dr_ij`` for each pair: shape ``(E, 3, 2l+1, channels(l))`` (zero on indicator channels)."""
+        sel = slice(None) if pairs is None else pairs
+        sl = slice(l * l, (l + 1) ** 2)
+        Y, dY, R, dR, rh = cache.Y[sel, sl], cache.dY[sel][:, :, sl], cache.R[sel, l], cache.dR[sel, l], cache.rhat[sel]
+        G = rh[:, :, None, None] * (Y[:, None, :, None] * dR[:, None, None, :]) + dY[:, :, :, None] * R[:, None, None, :]
+        if l == 0:
+            G = np.concatenate([G, np.zeros(G.shape[:3] + (self.n_species,))], axis=3)
+        return G
+
+    # ------------------------------------------------------------ normalization
+    def normalize(self, graph: Graph) -> None:
+        """Set ``shift`` (per-species mean of the ``l = 0`` channels) and ``scale`` (RMS per
+        ``(l, c)``) from the atoms of ``graph``, so that every feature is O(1)."""
+        self.shift[:] = 0.0
+        self.scale[:] = 1.0
+        blocks, _ = self.compute(graph)
+        C = self.n_channels
+        for s in range(self.n_species):
+            mask = graph.species == s
+            if mask.any():
+                self.shift[s] = blocks[0][mask, 0, :C].mean(axis=0)
+        for l, F in enumerate(blocks):
+            x = F[:, :, :C]
+            if l == 0:
+                x = x - self.shift[graph.species][:, None, :]
+            rms = np.sqrt(np.mean(x**2, axis=(0, 1))) if len(x) else np.ones(C)
+            self.scale[l] = np.where(rms > 1e-12, rms, 1.0)
+        # the shift was measured on unscaled features: express it in scaled units
+        self.shift /= self.scale[0][None, :]

@@ -1,0 +1,425 @@
+r"""The ETN interatomic potential: features + equivariant tensor train + per-species energies.
+
+.. math::
+
+    E = \sum_i \big[ E_0(z_i) + E_i \big], \qquad E_i = \mathrm{TT}\big(F_i, F_i, \dots, F_i\big),
+
+with the one-particle features ``F_i`` of :mod:`etnpot.features` fed to every site of the
+equivariant tensor train of :mod:`etnpot.tt` (``order`` sites: ``E_i`` is a polynomial of degree
+``order`` in ``F_i``, body order ``order + 1``).
+
+Forces and stress (eV, Å; ASE's sign conventions).  With ``r_ij = r_j - r_i`` for every
+pair and ``g_ij = dE/dr_ij`` (one reverse sweep of the tensor train gives ``dE_i/dF_i``, one
+pass over pairs applies ``dF_i/dr_ij``):
+
+.. math::
+
+    \mathbf f_k = -\frac{\partial E}{\partial \mathbf r_k}
+       = \sum_{(i,j):\, i = k} g_{ij} - \sum_{(i,j):\, j = k} g_{ij}, \qquad
+    \sigma_{ab} = \frac{1}{V}\frac{\partial E}{\partial \varepsilon_{ab}}
+       = \frac{1}{V} \sum_{(i,j)} (g_{ij})_a (r_{ij})_b ,
+
+the latter because a homogeneous strain maps every pair vector ``r_ij -> (1 + eps) r_ij``
+(periodic images included).  ``sigma`` is in eV/Å^3, positive under tension (ASE), returned
+in Voigt order ``xx, yy, zz, yz, xz, xy``.  Per-atom stresses give half of every pair's term to
+each of its two atoms, so they sum to the stress.
+
+The energy is linear in every core ``T^{(k)}``; :meth:`ETNPotential.core_linear_map` returns the
+rows of that linear map for energies, forces and stresses, the building block of the ALS fit.
+Force rows come from forward-mode tangents: for atom ``i`` every pair ``(i, j)`` and direction
+``a`` defines the tangent ``dF_i = dF_i/d(r_ij)_a``, carried through the left and right
+environments by the product rule (an extra batch axis of :mod:`etnpot.tt`'s contractions).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+
+from .features import OneParticleBasis
+from .neighbors import Graph, build_graph
+from .so3 import Irrep, Irreps, natural_irrep
+from .tt import EquivariantTT
+
+__all__ = ["ETNPotential", "LinearMap"]
+
+log = logging.getLogger(__name__)
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def _symbols_to_numbers(species):
+    from ase.data import atomic_numbers, chemical_symbols
+
+    out = []
+    for s in species:
+        if isinstance(s, (int, np.integer)):
+            if not 0 < int(s) < len(chemical_symbols):
+                raise ValueError(f"unknown atomic number {s}")
+            out.append(int(s))
+        elif s in atomic_numbers and s != "X":
+            out.append(atomic_numbers[s])
+        else:
+            raise ValueError(f"unknown chemical symbol {s!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"species listed twice: {species}")
+    return out
+
+
+def bond_irreps(rank, l_max: int, o3: bool) -> Irreps:
+    """Inner-bond irreps from ``rank``: an int (that multiplicity for every natural-parity irrep
+    ``l <= l_max``) or a mapping ``{l or "1o": multiplicity}`` (int keys mean natural parity)."""
+    if isinstance(rank, (int, np.integer)):
+        if rank < 1:
+            raise ValueError(f"rank must be >= 1, got {rank}")
+        return Irreps({natural_irrep(l, o3): int(rank) for l in range(l_max + 1)})
+    if isinstance(rank, str):
+        irr = Irreps(rank)
+    else:
+        items = {}
+        for key, m in dict(rank).items():
+            ir = natural_irrep(int(key), o3) if isinstance(key, (int, np.integer)) else Irrep.parse(key)
+            if not o3 and ir.p != 0:
+                ir = Irrep(ir.l, 0)
+            if int(m) < 0:
+                raise ValueError(f"rank of irrep {key} must be >= 0, got {m}")
+            items[ir] = items.get(ir, 0) + int(m)
+        irr = Irreps(items)
+    if irr.dim == 0:
+        raise ValueError(f"rank {rank!r} gives an empty bond")
+    for ir, _ in irr:
+        if o3 and ir.p == 0:
+            raise ValueError(f"O(3) model needs parity-labelled bond irreps (e.g. '1o'), got {ir}")
+    return irr
+
+
+class LinearMap:
+    """Rows of the linear map ``core k -> (energies, forces, stresses)`` of a batch.
+
+    ``energy = energy_rows @ theta + energy_offset`` (eV, one row per configuration);
+    ``forces = force_rows @ theta`` (eV/Å, shape ``(n_atoms, 3, P)``);
+    ``stress = stress_rows @ theta`` (eV/Å^3, Voigt, ``(n_configs, 6, P)``; NaN rows for
+    configurations without a 3-d periodic cell).
+    """
+
+    def __init__(self, graph, energy_rows, energy_offset, force_rows, stress_rows):
+        self.graph = graph
+        self.energy_rows = energy_rows
+        self.energy_offset = energy_offset
+        self.force_rows = force_rows
+        self.stress_rows = stress_rows
+
+
+class ETNPotential:
+    """An equivariant tensor-network potential.
+
+    Build one with :meth:`build` (zero cores) or :meth:`random`; fit it with :mod:`etnpot`'s
+    fitting tools; evaluate it with :meth:`compute` or through :class:`~etnpot.ETNCalculator`.
+    """
+
+    def __init__(self, species, basis: OneParticleBasis, tt: EquivariantTT, e0=None, o3: bool = True,
+                 metadata=None):
+        self.species = [str(s) for s in species]
+        self.numbers = _symbols_to_numbers(self.species)
+        self.basis = basis
+        self.tt = tt
+        self.o3 = bool(o3)
+        self.e0 = np.zeros(len(self.species)) if e0 is None else np.asarray(e0, dtype=np.float64).copy()
+        if self.e0.shape != (len(self.species),):
+            raise ValueError(f"e0 must have one value per species ({len(self.species)}), got shape {self.e0.shape}")
+        self.metadata = dict(metadata or {})
+        self.chunk_size = 2048  # atoms per tensor-train batch: bounds the memory of evaluation
+        self._z2s = np.full(120, -1, dtype=np.int64)
+        self._z2s[self.numbers] = np.arange(len(self.numbers))
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, species, r_cut=5.0, order=4, l_max=3, rank=8, *, n_basis=8, n_channels=None,
+              species_rank=None, r_min=None, o3=True, bond_l_max=None) -> "ETNPotential":
+        """A model with the given hyper-parameters and all-zero cores (``E = sum E0``).
+
+        Parameters
+        ----------
+        species : chemical symbols (or atomic numbers).
+        r_cut, r_min : cutoff and inner distance of the radial basis, Å (``r_min`` default
+            ``0.3 r_cut``).
+        order : number of TT sites d = polynomial degree in the features (body order d + 1).
+        l_max : highest degree of the spherical harmonics in the features.
+        rank : TT rank: an int (same multiplicity for every natural-parity irrep
+            ``l <= bond_l_max``) or a mapping ``{l or "1e": multiplicity}``.
+        n_basis, n_channels : Chebyshev functions and radial channels (default ``n_basis``).
+        species_rank : rank of the species-pair embedding (default ``len(species)``).
+        o3 : full O(3) invariance (parity-labelled irreps, default) or SO(3) only.
+        """
+        species = list(species)
+        if len(species) == 0:
+            raise ValueError("species must not be empty")
+        for name, val, lo in [("order", order, 1), ("l_max", l_max, 0)]:
+            if int(val) != val or int(val) < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {val!r}")
+        order, l_max = int(order), int(l_max)
+        if not float(r_cut) > 0:
+            raise ValueError(f"r_cut must be > 0, got {r_cut}")
+        r_min = 0.3 * float(r_cut) if r_min is None else float(r_min)
+        if not 0 <= r_min < float(r_cut):
+            raise ValueError(f"need 0 <= r_min < r_cut, got r_min={r_min}, r_cut={r_cut}")
+        n_channels = n_basis if n_channels is None else n_channels
+        species_rank = len(species) if species_rank is None else species_rank
+        basis = OneParticleBasis(len(species), l_max, n_basis, n_channels, species_rank, r_min, r_cut)
+        inputs = [(natural_irrep(l, o3), basis.channels(l)) for l in range(l_max + 1)]
+        inner = bond_irreps(rank, l_max if bond_l_max is None else int(bond_l_max), o3)
+        scalar = Irreps("1x0e" if o3 else "1x0")
+        bonds = [scalar] + [inner] * (order - 1) + [scalar]
+        tt = EquivariantTT(inputs, bonds).trim()
+        hyper = dict(r_cut=float(r_cut), r_min=r_min, order=order, l_max=l_max, rank=_jsonable_rank(rank),
+                     n_basis=int(n_basis), n_channels=int(n_channels), species_rank=int(species_rank),
+                     o3=bool(o3), bond_l_max=bond_l_max)
+        pot = cls(species, basis, tt, o3=o3)
+        pot.metadata["hyperparameters"] = hyper
+        return pot
+
+    @classmethod
+    def random(cls, species, r_cut=5.0, order=4, l_max=3, rank=8, seed=0, *, init="random",
+               noise=1.0, **kwargs) -> "ETNPotential":
+        """A model with random cores (for tests, and the fit's initialization).
+
+        ``init="random"``: every block Gaussian, scaled by ``noise / sqrt(fan-in)``.
+        ``init="constant"``: the *constant-path* initialization, in which slot 0 of every
+        ``0e`` bond carries the number 1 through the constant channel (the TT starts as a
+        low-degree polynomial) plus Gaussian noise of size ``noise``.  Species and radial
+        weights get a small random perturbation so that the species compression is not degenerate.
+        """
+        pot = cls.build(species, r_cut, order, l_max, rank, **kwargs)
+        rng = np.random.default_rng(seed)
+        tt = pot.tt
+        for k in range(tt.order):
+            for p, T in tt.cores[k].items():
+                fan_in = max(1, T.shape[0] * T.shape[1])
+                T[...] = rng.normal(size=T.shape) * noise / np.sqrt(fan_in * max(1, len(tt.cores[k])) ** 0.5)
+            if init == "constant":
+                zero = Irrep(0, 1 if pot.o3 else 0)
+                p = (zero, 0, zero)
+                if p in tt.cores[k]:
+                    tt.cores[k][p][0, pot.basis.n_channels, 0] += 1.0  # species-0 indicator ~ constant
+                    for s in range(1, len(pot.species)):
+                        tt.cores[k][p][0, pot.basis.n_channels + s, 0] += 1.0
+            elif init != "random":
+                raise ValueError(f"init must be 'random' or 'constant', got {init!r}")
+        b = pot.basis
+        if b.species_rank > 1 or b.n_species > 1:
+            b.species_weights += 0.1 * rng.normal(size=b.species_weights.shape)
+        pot.metadata["init"] = dict(kind=init, seed=int(seed), noise=float(noise))
+        return pot
+
+    # ------------------------------------------------------------ bookkeeping
+    @property
+    def r_cut(self) -> float:
+        return self.basis.r_cut
+
+    @property
+    def order(self) -> int:
+        return self.tt.order
+
+    @property
+    def num_parameters(self) -> int:
+        """Free parameters: TT cores + species embedding + radial mixing + per-species E0.
+
+        (The feature normalization constants are set from data, not fitted, and not counted.)
+        """
+        return self.tt.num_parameters + self.basis.num_parameters + len(self.e0)
+
+    def parameter_counts(self) -> dict:
+        return {"cores": self.tt.num_parameters, "species_weights": self.basis.species_weights.size,
+                "radial_weights": self.basis.radial_weights.size, "e0": len(self.e0)}
+
+    def species_index(self, numbers, config=0) -> np.ndarray:
+        numbers = np.asarray(numbers, dtype=np.int64)
+        bad = (numbers < 0) | (numbers >= len(self._z2s))
+        idx = np.where(bad, -1, self._z2s[np.clip(numbers, 0, len(self._z2s) - 1)])
+        if (idx < 0).any():
+            from ase.data import chemical_symbols
+
+            k = int(np.argmax(idx < 0))
+            z = int(numbers[k])
+            sym = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
+            raise ValueError(f"configuration {config}, atom {k}: species {sym!r} is not in the model's "
+                             f"species {self.species}")
+        return idx
+
+    def graph(self, atoms_list) -> Graph:
+        return build_graph(atoms_list, self.r_cut, self.species_index)
+
+    def __repr__(self) -> str:
+        h = self.metadata.get("hyperparameters", {})
+        return (f"ETNPotential(species={self.species}, order={self.order}, l_max={self.basis.l_max}, "
+                f"r_cut={self.r_cut}, bonds=[{'; '.join(str(b) for b in self.tt.bonds[1:-1])}], "
+                f"num_parameters={self.num_parameters}{', o3' if self.o3 else ', so3'}{'' if h else ''})")
+
+    def copy(self) -> "ETNPotential":
+        b = self.basis
+        nb = OneParticleBasis(b.n_species, b.l_max, b.radial.n_basis, b.n_channels, b.species_rank,
+                              b.radial.r_min, b.radial.r_cut)
+        for name in ("species_weights", "radial_weights", "shift", "scale"):
+            setattr(nb, name, getattr(b, name).copy())
+        import copy as _copy
+
+        return ETNPotential(self.species, nb, self.tt.copy(), self.e0, self.o3, _copy.deepcopy(self.metadata))
+
+    # ------------------------------------------------------------ evaluation
+    def _chunks(self, n, size=None):
+        size = self.chunk_size if size is None else max(1, int(size))
+        return [(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
+
+    def compute(self, atoms_list, forces=True, stress=True) -> dict:
+        """Energies, forces and stresses of one ``ase.Atoms`` or a list of them (batched).
+
+        Returns a dict: ``energy`` ``(n_configs,)`` eV, ``energies`` ``(n_atoms,)`` eV (per atom,
+        E0 included), and if asked ``forces`` ``(n_atoms, 3)`` eV/Å, ``stress`` ``(n_configs, 6)``
+        and ``stresses`` ``(n_atoms, 6)`` eV/Å^3 (NaN where the cell is not 3-d periodic).
+        Atoms of all configurations are concatenated in order.
+        """
+        g = self.graph(atoms_list)
+        return self._compute_graph(g, forces, stress)
+
+    def _compute_graph(self, g: Graph, forces=True, stress=True) -> dict:
+        blocks, cache = self.basis.compute(g)
+        site = np.zeros(g.n_atoms)
+        grads = [np.zeros_like(b) for b in blocks] if (forces or stress) else None
+        for s0, s1 in self._chunks(g.n_atoms):
+            x = [b[s0:s1] for b in blocks]
+            if grads is None:
+                site[s0:s1] = self.tt.value(x)
+            else:
+                v, gx = self.tt.value_and_input_grad(x)
+                site[s0:s1] = v
+                for gl, gxl in zip(grads, gx):
+                    gl[s0:s1] = gxl
+        energies = site + self.e0[g.species]
+        out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs)}
+        if grads is None:
+            return out
+        gp = self.basis.pair_gradients(grads, cache)  # dE/dr_ij, (E, 3)
+        if forces:
+            f = np.zeros((g.n_atoms, 3))
+            for a in range(3):
+                f[:, a] = np.bincount(g.i, gp[:, a], minlength=g.n_atoms) - np.bincount(g.j, gp[:, a], minlength=g.n_atoms)
+            out["forces"] = f
+        if stress:
+            vir = np.stack([gp[:, a] * g.vectors[:, b] for a, b in VOIGT], axis=1)  # (E, 6), symmetric part below
+            vir_t = np.stack([gp[:, b] * g.vectors[:, a] for a, b in VOIGT], axis=1)
+            vir = 0.5 * (vir + vir_t)
+            vol = g.volumes
+            st = np.stack([np.bincount(g.pair_config, vir[:, c], minlength=g.n_configs) for c in range(6)], axis=1)
+            out["stress"] = st / vol[:, None]
+            per = np.stack([np.bincount(g.i, vir[:, c], minlength=g.n_atoms) + np.bincount(g.j, vir[:, c], minlength=g.n_atoms)
+                            for c in range(6)], axis=1)
+            out["stresses"] = 0.5 * per / vol[g.atom_config][:, None]
+        return out
+
+    # ------------------------------------------------------------ the linear map of one core
+    def core_linear_map(self, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
+        """Rows of the linear map from core ``k`` (``tt.core_vector(k)``) to energies, forces, stresses.
+
+        Exact: ``energy_rows @ theta + energy_offset`` is the energy for any ``theta``, and so on.
+        ``memory_mb`` bounds the tangent arrays (atoms are processed in chunks).
+        """
+        if not 0 <= k < self.order:
+            raise ValueError(f"core index must be in [0, {self.order}), got {k}")
+        g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
+        blocks, cache = self.basis.compute(g)
+        tt = self.tt
+        P = tt.core_size(k)
+        E_rows = np.zeros((g.n_configs, P))
+        F_rows = np.zeros((g.n_atoms, 3, P)) if forces else None
+        S_rows = np.zeros((g.n_configs, 6, P)) if stress else None
+        offset = np.bincount(g.atom_config, self.e0[g.species], minlength=g.n_configs)
+        first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))  # pairs of atom a: first[a]:first[a+1]
+        nnb = np.diff(first)
+        maxnb = int(nnb.max()) if g.n_atoms and nnb.size else 0
+        per_atom = max(1, 3 * maxnb) * P * 8 * 4 if (forces or stress) else P * 8 * 4
+        chunk = max(1, int(memory_mb * 2**20 // per_atom))
+        for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
+            x = [b[s0:s1] for b in blocks]
+            L = tt.left_environments(x, upto=k)
+            R = tt.right_environments(x, downto=k + 1)
+            phi = tt.site_design(k, L[k], x, R[k + 1])  # (n, P)
+            cfg = g.atom_config[s0:s1]
+            E_rows += sp.csr_matrix((np.ones(s1 - s0), (cfg, np.arange(s1 - s0))), shape=(g.n_configs, s1 - s0)) @ phi
+            if not (forces or stress):
+                continue
+            p0, p1 = first[s0], first[s1]
+            if p1 == p0:
+                continue
+            nb = int(nnb[s0:s1].max())
+            pi = g.i[p0:p1] - s0
+            slot = np.arange(p0, p1) - first[g.i[p0:p1]]
+            dx = []
+            for l in range(self.basis.l_max + 1):
+                G = self.basis.pair_tangents(cache, l, pairs=slice(p0, p1))  # (Ec, 3, 2l+1, C)
+                t = np.zeros((s1 - s0, nb, 3) + G.shape[2:])
+                t[pi, slot] = G
+                dx.append(t.reshape((s1 - s0, nb * 3) + G.shape[2:]))
+            dphi = self._design_tangent(k, x, dx, L, R)  # (n, 3 nb, P)
+            dpe = dphi.reshape(s1 - s0, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
+            if forces:
+                Ec = p1 - p0
+                rows = np.concatenate([g.i[p0:p1], g.j[p0:p1]])
+                M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]), (rows, np.tile(np.arange(Ec), 2))),
+                                  shape=(g.n_atoms, Ec))
+                F_rows += (M @ dpe.reshape(Ec, 3 * P)).reshape(g.n_atoms, 3, P)
+            if stress:
+                Dv = g.vectors[p0:p1]
+                vir = np.stack([0.5 * (dpe[:, a] * Dv[:, b, None] + dpe[:, b] * Dv[:, a, None]) for a, b in VOIGT], axis=1)
+                Mc = sp.csr_matrix((np.ones(p1 - p0), (g.pair_config[p0:p1], np.arange(p1 - p0))), shape=(g.n_configs, p1 - p0))
+                S_rows += (Mc @ vir.reshape(p1 - p0, 6 * P)).reshape(g.n_configs, 6, P)
+        if stress:
+            S_rows /= g.volumes[:, None, None]
+        return LinearMap(g, E_rows, offset, F_rows, S_rows)
+
+    def _design_tangent(self, k, x, dx, L, R):
+        """``d Phi^{(k)} / dt`` for tangents ``dx`` (blocks ``(n, T, 2l+1, C)``) of the input."""
+        tt = self.tt
+        xb = [b[:, None] for b in x]
+        # left environment tangents through cores 0..k-1
+        u, du = {a: v[:, None] for a, v in L[0].items()}, {}
+        for s in range(k):
+            nxt = {}
+            for (a, f, b), T, C in tt._arrays(s, x[0]):
+                from .tt import path_forward
+
+                if a in du:
+                    val = path_forward(du[a], xb[f], T, C)
+                    nxt[b] = nxt[b] + val if b in nxt else val
+                if a in u:
+                    val = path_forward(u[a], dx[f], T, C)
+                    nxt[b] = nxt[b] + val if b in nxt else val
+            u, du = {a: v[:, None] for a, v in L[s + 1].items()}, nxt
+        # right environment tangents through cores order-1..k+1
+        w, dw = {b: v[:, None] for b, v in R[tt.order].items()} if tt.order in R else {}, {}
+        for s in range(tt.order - 1, k, -1):
+            nxt = {}
+            for (a, f, b), T, C in tt._arrays(s, x[0]):
+                from .tt import path_backward
+
+                if b in dw:
+                    val = path_backward(dw[b], xb[f], T, C)
+                    nxt[a] = nxt[a] + val if a in nxt else val
+                if b in w:
+                    val = path_backward(w[b], dx[f], T, C)
+                    nxt[a] = nxt[a] + val if a in nxt else val
+            w, dw = {a: v[:, None] for a, v in R[s].items()}, nxt
+        out = tt.site_design(k, u, dx, w)
+        if du:
+            out = out + tt.site_design(k, du, xb, w)
+        if dw:
+            out = out + tt.site_design(k, u, xb, dw)
+        return out
+
+
+def _jsonable_rank(rank):
+    if isinstance(rank, (int, np.integer)):
+        return int(rank)
+    if isinstance(rank, str):
+        return rank
+    return {str(k): int(v) for k, v in dict(rank).items()}

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+import etnpot
+
+from conftest import random_cluster, rattled_triclinic
+
+
+def test_properties_and_ase_numerical_derivatives(small_pot):
+    atoms = rattled_triclinic(21)
+    atoms.calc = etnpot.ETNCalculator(small_pot)
+    e = atoms.get_potential_energy()
+    assert atoms.get_potential_energy(force_consistent=True) == e
+    np.testing.assert_allclose(atoms.get_potential_energies().sum(), e, rtol=1e-13)
+    f = atoms.get_forces()
+    np.testing.assert_allclose(f, calculate_numerical_forces(atoms, eps=1e-5), atol=1e-7)
+    s = atoms.get_stress()
+    np.testing.assert_allclose(s, calculate_numerical_stress(atoms, eps=1e-5), atol=1e-8)
+    np.testing.assert_allclose(atoms.get_stresses().sum(0), s, atol=1e-13)
+
+
+def test_caching(small_pot):
+    atoms = rattled_triclinic(22)
+    calc = etnpot.ETNCalculator(small_pot)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    n = calc.n_calls
+    atoms.get_forces()
+    atoms.get_potential_energy()
+    assert calc.n_calls == n  # nothing changed: cached
+    atoms.positions[0, 0] += 0.01
+    e2 = atoms.get_potential_energy()
+    assert calc.n_calls == n + 1
+    atoms.set_atomic_numbers(atoms.numbers[::-1])
+    assert atoms.get_potential_energy() != e2 and calc.n_calls == n + 2
+
+
+def test_stress_of_molecule_raises(small_pot):
+    atoms = random_cluster(3)
+    atoms.calc = etnpot.ETNCalculator(small_pot)
+    atoms.get_forces()
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_stress()
+
+
+def test_calculator_from_file(small_pot, tmp_path):
+    path = tmp_path / "m.etn"
+    small_pot.save(path)
+    atoms = rattled_triclinic(23)
+    atoms.calc = etnpot.ETNCalculator(str(path))
+    e = atoms.get_potential_energy()
+    assert e == small_pot.compute(atoms)["energy"][0]
+
+
+def test_verlet_conserves_energy(small_pot):
+    """Forces consistent with the energy along a trajectory: NVE drift is O(dt^2).
+
+    (A random, unfitted polynomial has large forces, so the step is small and the run short;
+    stability of fitted models is tested with the fitting code.)"""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    drifts = []
+    for dt in (0.02, 0.01):
+        atoms = rattled_triclinic(24, repeat=(2, 2, 1))
+        atoms.calc = etnpot.ETNCalculator(small_pot)
+        e0 = atoms.get_total_energy()
+        VelocityVerlet(atoms, dt * units.fs).run(int(round(0.4 / dt)))
+        assert atoms.get_kinetic_energy() > 1e-3  # it moved
+        drifts.append(abs(atoms.get_total_energy() - e0))
+    assert drifts[1] < 0.5 * drifts[0] and drifts[1] < 1e-3

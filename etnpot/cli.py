@@ -1,4 +1,4 @@
-"""Command line: ``etnpot info MODEL``, ``etnpot demo``.
+"""Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``.
 
 ``main(argv)`` runs in-process (tests call it); the console script ``etnpot`` calls it.
 """
@@ -40,10 +40,64 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_fit(args) -> int:
+    from .config import load_config
+    from .workflow import run_fit
+
+    cfg = load_config(args.config)
+    if args.output:
+        cfg["output"]["model"] = args.output
+    run_fit(cfg, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    import os
+
+    import numpy as np
+
+    from .io import load
+    from .metrics import error_table, format_error_table, predict
+    from .workflow import read_files
+
+    pot = load(args.model)
+    configs, _ = read_files(args.data, None, energy_key=args.energy_key, forces_key=args.forces_key,
+                            stress_key=args.stress_key)
+    pred = predict(pot, configs)
+    table = error_table(pot, configs, pred)
+    print(format_error_table(table, f"{args.model} on {', '.join(args.data)}"))
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(table, fh, indent=2)
+        os.replace(tmp, args.json)
+    if args.output:
+        import ase.io
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        frames = []
+        for c, p in zip(configs, pred):
+            a = c.atoms.copy()
+            a.info["config_type"] = c.config_type
+            if c.energy is not None:
+                a.info["REF_energy"] = c.energy
+            if c.forces is not None:
+                a.arrays["REF_forces"] = np.asarray(c.forces)
+            if c.stress is not None:
+                a.info["REF_stress"] = np.asarray(c.stress)
+            a.info[f"{args.prefix}energy"] = p["energy"]
+            a.arrays[f"{args.prefix}forces"] = p["forces"]
+            if p["stress"] is not None:
+                a.info[f"{args.prefix}stress"] = p["stress"]
+            frames.append(a)
+        ase.io.write(args.output, frames, format="extxyz")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(out=args.output)
+    return run_demo(out=args.output, progress=not args.quiet)
 
 
 def main(argv=None) -> int:
@@ -54,15 +108,37 @@ def main(argv=None) -> int:
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="print the header and counts as JSON")
     p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("fit", help="fit a model from a TOML configuration")
+    p.add_argument("config")
+    p.add_argument("--data-dir", default=None, help="base directory of relative data paths (else $ETNPOT_DATA, ../shared/data)")
+    p.add_argument("--output", default=None, help="model file (overrides [output] model)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint named in [output]")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_fit)
+    p = sub.add_parser("eval", help="errors of a model on data (and predictions to extxyz)")
+    p.add_argument("model")
+    p.add_argument("data", nargs="+", help="mlearn/FitSNAP JSON (.json, .json.xz, dir, .tar.xz) or extxyz")
+    p.add_argument("--json", default=None, help="write the error table as JSON here")
+    p.add_argument("--output", default=None, help="write predictions (and references) to this extxyz file")
+    p.add_argument("--prefix", default="ETN_", help="key prefix of predictions in the extxyz output")
+    p.add_argument("--energy-key", default="energy")
+    p.add_argument("--forces-key", default="forces")
+    p.add_argument("--stress-key", default="stress")
+    p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("demo", help="the main job on the embedded default (no arguments needed)")
     p.add_argument("--output", default="etnpot-demo.etn", help="where to save the model")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, KeyboardInterrupt) as e:
+        if isinstance(e, KeyboardInterrupt):
+            print(f"etnpot {args.command}: interrupted; a checkpoint (if configured) holds the last completed sweep",
+                  file=sys.stderr)
+            return 130
         print(f"etnpot {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from .features import OneParticleBasis
 from .neighbors import Graph, build_graph
 from .so3 import Irrep, Irreps, natural_irrep
-from .tt import EquivariantTT
+from .tt import EquivariantTT, path_backward, path_forward
 
 __all__ = ["ETNPotential", "LinearMap"]
 
@@ -326,10 +326,20 @@ class ETNPotential:
         """
         if not 0 <= k < self.order:
             raise ValueError(f"core index must be in [0, {self.order}), got {k}")
+        return self._linear_map(k, 1, atoms_list, forces, stress, memory_mb)
+
+    def supercore_linear_map(self, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
+        """Like :meth:`core_linear_map` for the merged supercore of cores ``k, k+1``
+        (``tt.merged_vector(k)``): the linear problem of a two-site DMRG step."""
+        if not 0 <= k < self.order - 1:
+            raise ValueError(f"supercore index must be in [0, {self.order - 1}), got {k}")
+        return self._linear_map(k, 2, atoms_list, forces, stress, memory_mb)
+
+    def _linear_map(self, k, sites, atoms_list, forces, stress, memory_mb):
         g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
         blocks, cache = self.basis.compute(g)
         tt = self.tt
-        P = tt.core_size(k)
+        P = tt.core_size(k) if sites == 1 else tt.merged_size(k)
         E_rows = np.zeros((g.n_configs, P))
         F_rows = np.zeros((g.n_atoms, 3, P)) if forces else None
         S_rows = np.zeros((g.n_configs, 6, P)) if stress else None
@@ -342,8 +352,11 @@ class ETNPotential:
         for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
             x = [b[s0:s1] for b in blocks]
             L = tt.left_environments(x, upto=k)
-            R = tt.right_environments(x, downto=k + 1)
-            phi = tt.site_design(k, L[k], x, R[k + 1])  # (n, P)
+            R = tt.right_environments(x, downto=k + sites)
+            if sites == 1:
+                phi = tt.site_design(k, L[k], x, R[k + 1])  # (n, P)
+            else:
+                phi = tt.two_site_design(k, L[k], x, x, R[k + 2])
             cfg = g.atom_config[s0:s1]
             E_rows += sp.csr_matrix((np.ones(s1 - s0), (cfg, np.arange(s1 - s0))), shape=(g.n_configs, s1 - s0)) @ phi
             if not (forces or stress):
@@ -360,7 +373,7 @@ class ETNPotential:
                 t = np.zeros((s1 - s0, nb, 3) + G.shape[2:])
                 t[pi, slot] = G
                 dx.append(t.reshape((s1 - s0, nb * 3) + G.shape[2:]))
-            dphi = self._design_tangent(k, x, dx, L, R)  # (n, 3 nb, P)
+            dphi = self._design_tangent(k, sites, x, dx, L, R)  # (n, 3 nb, P)
             dpe = dphi.reshape(s1 - s0, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
             if forces:
                 Ec = p1 - p0
@@ -369,51 +382,56 @@ class ETNPotential:
                                   shape=(g.n_atoms, Ec))
                 F_rows += (M @ dpe.reshape(Ec, 3 * P)).reshape(g.n_atoms, 3, P)
             if stress:
-                Dv = g.vectors[p0:p1]
-                vir = np.stack([0.5 * (dpe[:, a] * Dv[:, b, None] + dpe[:, b] * Dv[:, a, None]) for a, b in VOIGT], axis=1)
-                Mc = sp.csr_matrix((np.ones(p1 - p0), (g.pair_config[p0:p1], np.arange(p1 - p0))), shape=(g.n_configs, p1 - p0))
-                S_rows += (Mc @ vir.reshape(p1 - p0, 6 * P)).reshape(g.n_configs, 6, P)
+                # virial rows W[c, a, b] = sum_{pairs e of c} dPhi_e[a] r_e[b]: one sparse product per b
+                Ec = p1 - p0
+                W = np.empty((g.n_configs, 3, 3, P))
+                flat = dpe.reshape(Ec, 3 * P)
+                for b in range(3):
+                    Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], np.arange(Ec))), shape=(g.n_configs, Ec))
+                    W[:, :, b, :] = (Mb @ flat).reshape(g.n_configs, 3, P)
+                S_rows += np.stack([0.5 * (W[:, a, b] + W[:, b, a]) for a, b in VOIGT], axis=1)
         if stress:
             S_rows /= g.volumes[:, None, None]
         return LinearMap(g, E_rows, offset, F_rows, S_rows)
 
-    def _design_tangent(self, k, x, dx, L, R):
-        """``d Phi^{(k)} / dt`` for tangents ``dx`` (blocks ``(n, T, 2l+1, C)``) of the input."""
+    def _design_tangent(self, k, sites, x, dx, L, R):
+        """``d Phi / dt`` of core ``k`` (or of the supercore ``k, k+1``) for input tangents ``dx``
+        (blocks ``(n, T, 2l+1, C)``), by the product rule over the environments and the input slots."""
         tt = self.tt
         xb = [b[:, None] for b in x]
-        # left environment tangents through cores 0..k-1
-        u, du = {a: v[:, None] for a, v in L[0].items()}, {}
+        lift = lambda env: {a: v[:, None] for a, v in env.items()}
+        # forward tangents of the left environment through cores 0..k-1
+        u, du = lift(L[0]), {}
         for s in range(k):
             nxt = {}
             for (a, f, b), T, C in tt._arrays(s, x[0]):
-                from .tt import path_forward
-
-                if a in du:
-                    val = path_forward(du[a], xb[f], T, C)
-                    nxt[b] = nxt[b] + val if b in nxt else val
-                if a in u:
-                    val = path_forward(u[a], dx[f], T, C)
-                    nxt[b] = nxt[b] + val if b in nxt else val
-            u, du = {a: v[:, None] for a, v in L[s + 1].items()}, nxt
-        # right environment tangents through cores order-1..k+1
-        w, dw = {b: v[:, None] for b, v in R[tt.order].items()} if tt.order in R else {}, {}
-        for s in range(tt.order - 1, k, -1):
+                for val in ((path_forward(du[a], xb[f], T, C) if a in du else None),
+                            (path_forward(u[a], dx[f], T, C) if a in u else None)):
+                    if val is not None:
+                        nxt[b] = nxt[b] + val if b in nxt else val
+            u, du = lift(L[s + 1]), nxt
+        # tangents of the right environment through cores order-1 .. k+sites
+        w, dw = lift(R[tt.order]), {}
+        for s in range(tt.order - 1, k + sites - 1, -1):
             nxt = {}
             for (a, f, b), T, C in tt._arrays(s, x[0]):
-                from .tt import path_backward
-
-                if b in dw:
-                    val = path_backward(dw[b], xb[f], T, C)
-                    nxt[a] = nxt[a] + val if a in nxt else val
-                if b in w:
-                    val = path_backward(w[b], dx[f], T, C)
-                    nxt[a] = nxt[a] + val if a in nxt else val
-            w, dw = {a: v[:, None] for a, v in R[s].items()}, nxt
-        out = tt.site_design(k, u, dx, w)
+                for val in ((path_backward(dw[b], xb[f], T, C) if b in dw else None),
+                            (path_backward(w[b], dx[f], T, C) if b in w else None)):
+                    if val is not None:
+                        nxt[a] = nxt[a] + val if a in nxt else val
+            w, dw = lift(R[s]), nxt
+        if sites == 1:
+            out = tt.site_design(k, u, dx, w)
+            if du:
+                out = out + tt.site_design(k, du, xb, w)
+            if dw:
+                out = out + tt.site_design(k, u, xb, dw)
+            return out
+        out = tt.two_site_design(k, u, dx, xb, w) + tt.two_site_design(k, u, xb, dx, w)
         if du:
-            out = out + tt.site_design(k, du, xb, w)
+            out = out + tt.two_site_design(k, du, xb, xb, w)
         if dw:
-            out = out + tt.site_design(k, u, xb, dw)
+            out = out + tt.two_site_design(k, u, xb, xb, dw)
         return out
 
 

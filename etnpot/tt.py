@@ -110,6 +110,26 @@ def path_design(u, x, w, C):
     return out.reshape(out.shape[:-2] + (R, Cf, S))
 
 
+def path_left_partial(u, x, C):
+    """``out[..., r, m_b, c] = sum C[m_a,m_f,m_b] u[..., m_a, r] x[..., m_f, c]`` (core block left open)."""
+    ma, mf, mb = C.shape
+    R, Cf = u.shape[-1], x.shape[-1]
+    CX = do("transpose", C, (0, 2, 1)).reshape(ma * mb, mf) @ x  # (..., ma*mb, Cf)
+    CX = CX.reshape(CX.shape[:-2] + (ma, mb * Cf))
+    Z = _swap(u) @ CX  # (..., R, mb*Cf)
+    return Z.reshape(Z.shape[:-1] + (mb, Cf))
+
+
+def path_right_partial(x, w, C):
+    """``out[..., m_a, c, s] = sum C[m_a,m_f,m_b] x[..., m_f, c] w[..., m_b, s]``."""
+    ma, mf, mb = C.shape
+    Cf, S = x.shape[-1], w.shape[-1]
+    CW = C.reshape(ma * mf, mb) @ w  # (..., ma*mf, S)
+    CW = CW.reshape(CW.shape[:-2] + (ma, mf, S))
+    # out[m_a, c, s] = sum_mf x[mf, c] CW[m_a, mf, s]
+    return _swap(x)[..., None, :, :] @ CW  # (..., ma, Cf, S)
+
+
 def _add(acc, key, val):
     acc[key] = val if key not in acc else acc[key] + val
 
@@ -294,6 +314,150 @@ class EquivariantTT:
         R = self.right_environments(x, downto=k + 1)[k + 1]
         return self.site_design(k, L, x, R)
 
+    # ------------------------------------------------------------ two-site (DMRG) view
+    def pair_paths(self, k: int):
+        """Blocks of the supercore of cores ``k, k+1``: path pairs ``(p1, p2)`` sharing the middle irrep."""
+        return [(p1, p2) for p1 in self.cores[k] for p2 in self.cores[k + 1] if p1[2] == p2[0]]
+
+    def merged_blocks(self, k: int) -> dict:
+        """Supercore ``S_{p1 p2}[r, c1, c2, t] = sum_s T^k_{p1}[r, c1, s] T^{k+1}_{p2}[s, c2, t]``."""
+        return {(p1, p2): np.einsum("rcs,sdt->rcdt", self.cores[k][p1], self.cores[k + 1][p2])
+                for p1, p2 in self.pair_paths(k)}
+
+    def merged_vector(self, k: int) -> np.ndarray:
+        blocks = self.merged_blocks(k)
+        return np.concatenate([B.ravel() for B in blocks.values()]) if blocks else np.zeros(0)
+
+    def merged_size(self, k: int) -> int:
+        n = 0
+        for p1, p2 in self.pair_paths(k):
+            T1, T2 = self.cores[k][p1], self.cores[k + 1][p2]
+            n += T1.shape[0] * T1.shape[1] * T2.shape[1] * T2.shape[2]
+        return n
+
+    def merged_weights(self, k: int) -> np.ndarray:
+        """Weights ``2 l_b + 1`` with ``||full supercore||^2 = sum w S^2`` (see :meth:`core_weights`)."""
+        out = []
+        for p1, p2 in self.pair_paths(k):
+            T1, T2 = self.cores[k][p1], self.cores[k + 1][p2]
+            out.append(np.full(T1.shape[0] * T1.shape[1] * T2.shape[1] * T2.shape[2], 2.0 * p2[2].l + 1.0))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def two_site_design(self, k, u, x1, x2, w):
+        """Design of the supercore of cores ``k, k+1`` (inputs ``x1`` at site k, ``x2`` at k+1)."""
+        like = x1[0]
+        arr1 = {p: (T, C) for p, T, C in self._arrays(k, like)}
+        arr2 = {p: (T, C) for p, T, C in self._arrays(k + 1, like)}
+        left, right, cols = {}, {}, []
+        for p1, p2 in self.pair_paths(k):
+            (a, f1, m), (_, f2, b) = p1, p2
+            R, C1 = self.cores[k][p1].shape[:2]
+            C2, S = self.cores[k + 1][p2].shape[1:]
+            if a not in u or b not in w:
+                lead = np.broadcast_shapes(x1[f1].shape[:-2], x2[f2].shape[:-2])
+                cols.append(do("zeros", tuple(lead) + (R * C1 * C2 * S,), like=like))
+                continue
+            if p1 not in left:
+                A = path_left_partial(u[a], x1[f1], arr1[p1][1])  # (..., R, mm, C1)
+                A = _swap(A)  # (..., R, C1, mm)
+                left[p1] = A.reshape(A.shape[:-3] + (R * C1, A.shape[-1]))
+            if p2 not in right:
+                B = path_right_partial(x2[f2], w[b], arr2[p2][1])  # (..., mm, C2, S)
+                right[p2] = B.reshape(B.shape[:-2] + (C2 * S,))
+            d = left[p1] @ right[p2]  # (..., R*C1, C2*S)
+            cols.append(d.reshape(d.shape[:-2] + (-1,)))
+        return do("concatenate", cols, axis=-1)
+
+    def split_merged(self, k: int, vec, direction: str = "right", max_rank=None, cutoff: float = 0.0) -> dict:
+        """Split a supercore vector back into cores ``k, k+1`` by a truncated SVD per middle irrep.
+
+        For every middle irrep ``m`` the blocks form a matrix with rows ``(p1, r, c1)`` and
+        columns ``(p2, c2, t)``; columns are scaled by ``sqrt((2l_b+1)/(2l_m+1))`` so that the
+        factors come out left-/right-orthogonal in the full-core sense and ``(2l_m+1) sigma^2``
+        is a singular value's share of the full tensor's squared norm.  Singular values are
+        dropped (smallest share first, across irreps) while the dropped share stays below
+        ``cutoff^2`` of the total; each irrep keeps at most ``max_rank`` (int or ``{irrep: int}``).
+        ``direction="right"`` leaves core ``k`` left-orthogonal (centre moves to ``k+1``);
+        ``"left"`` leaves core ``k+1`` right-orthogonal (centre stays at ``k``).
+        Returns ``{"discarded": relative discarded weight, "ranks": {irrep: rank}}``.
+        """
+        vec = np.asarray(vec, dtype=np.float64)
+        pairs = self.pair_paths(k)
+        blocks, pos = {}, 0
+        for pp in pairs:
+            T1, T2 = self.cores[k][pp[0]], self.cores[k + 1][pp[1]]
+            shape = (T1.shape[0], T1.shape[1], T2.shape[1], T2.shape[2])
+            n = int(np.prod(shape))
+            blocks[pp] = vec[pos : pos + n].reshape(shape)
+            pos += n
+        if pos != vec.size:
+            raise ValueError(f"supercore of cores {k},{k+1} has {pos} entries, got {vec.size}")
+        mids = sorted({pp[0][2] for pp in pairs})
+        svds, shares = {}, []
+        for m in mids:
+            p1s = sorted({pp[0] for pp in pairs if pp[0][2] == m})
+            p2s = sorted({pp[1] for pp in pairs if pp[1][0] == m})
+            rsz = [self.cores[k][p].shape[0] * self.cores[k][p].shape[1] for p in p1s]
+            csz = [self.cores[k + 1][p].shape[1] * self.cores[k + 1][p].shape[2] for p in p2s]
+            M = np.zeros((sum(rsz), sum(csz)))
+            scale = np.concatenate([np.full(n, np.sqrt((2 * p[2].l + 1) / (2 * m.l + 1))) for p, n in zip(p2s, csz)])
+            r0 = 0
+            for p1, nr in zip(p1s, rsz):
+                c0 = 0
+                for p2, nc in zip(p2s, csz):
+                    if (p1, p2) in blocks:
+                        M[r0 : r0 + nr, c0 : c0 + nc] = blocks[(p1, p2)].reshape(nr, nc)
+                    c0 += nc
+                r0 += nr
+            U, sv, Vt = np.linalg.svd(M * scale[None, :], full_matrices=False)
+            svds[m] = (p1s, p2s, rsz, csz, scale, U, sv, Vt)
+            shares += [((2 * m.l + 1) * s * s, m, i) for i, s in enumerate(sv)]
+        total = sum(sh for sh, _, _ in shares) or 1.0
+        cap = {}
+        for m in mids:
+            if max_rank is None:
+                cap[m] = len(svds[m][6])
+            elif isinstance(max_rank, dict):
+                cap[m] = int(max_rank.get(m, max_rank.get(str(m), len(svds[m][6]))))
+            else:
+                cap[m] = int(max_rank)
+        smax = max((float(svds[m][6][0]) for m in mids if svds[m][6].size), default=0.0)
+        keep = {m: min(cap[m], int(np.sum(svds[m][6] > 1e-13 * smax))) for m in mids}
+        discarded = sum((2 * m.l + 1) * float(np.sum(svds[m][6][keep[m]:] ** 2)) for m in mids)
+        for sh, m, i in sorted(shares):  # drop further small singular values within the cutoff
+            if i >= keep[m] or keep[m] <= 1:
+                continue
+            if i == keep[m] - 1 and discarded + sh <= cutoff**2 * total:
+                keep[m] -= 1
+                discarded += sh
+        for m in mids:  # never drop an irrep to zero while it carries weight
+            keep[m] = max(keep[m], 1 if svds[m][6].size and svds[m][6][0] > 0 else 0)
+        new1, new2 = {}, {}
+        for m in mids:
+            p1s, p2s, rsz, csz, scale, U, sv, Vt = svds[m]
+            r = keep[m]
+            U, sv, Vt = U[:, :r], sv[:r], Vt[:r]
+            if direction == "right":
+                left, right = U, (sv[:, None] * Vt) / scale[None, :]
+            elif direction == "left":
+                left, right = U * sv[None, :], Vt / scale[None, :]
+            else:
+                raise ValueError(f"direction must be 'right' or 'left', got {direction!r}")
+            r0 = 0
+            for p1, nr in zip(p1s, rsz):
+                sh = self.cores[k][p1].shape
+                new1[p1] = left[r0 : r0 + nr].reshape(sh[0], sh[1], r)
+                r0 += nr
+            c0 = 0
+            for p2, nc in zip(p2s, csz):
+                sh = self.cores[k + 1][p2].shape
+                new2[p2] = right[:, c0 : c0 + nc].reshape(r, sh[1], sh[2])
+                c0 += nc
+        self.cores[k] = {p: new1[p] for p in self.cores[k] if p in new1}
+        self.cores[k + 1] = {p: new2[p] for p in self.cores[k + 1] if p in new2}
+        self._set_bond(k + 1, keep)
+        return {"discarded": discarded / total, "ranks": {str(m): keep[m] for m in mids}}
+
     # ------------------------------------------------------------ gauge
     def orthogonalize_left(self, k: int) -> None:
         """Make core ``k`` left-orthogonal by a QR per outgoing irrep; absorb R into core ``k+1``.
@@ -407,15 +571,14 @@ class EquivariantTT:
             if self.cores[k] else np.zeros(0)
 
     def norm_squared(self) -> float:
-        """Squared Frobenius norm of the full (dense) coefficient tensor, by a transfer-matrix sweep.
-
-        Uses ``sum_{m_a m_f} C_{m_a m_f m_b} C_{m_a m_f m_b'} = delta``-type identities per path
-        implicitly through the dense full cores (small models only: for tests and checks).
-        """
+        """Squared Frobenius norm of the full coefficient tensor (any gauge), by a transfer-matrix
+        sweep over the dense full cores: ``E <- G^T (E G)`` with matrix products only."""
         E = np.ones((1, 1))
         for k in range(self.order):
             G = self.full_core(k)  # (Dl, n_in, Dr)
-            E = np.einsum("ab,aic,bid->cd", E, G, G)
+            Dl, n, Dr = G.shape
+            EG = (E @ G.reshape(Dl, n * Dr)).reshape(Dl * n, Dr)
+            E = G.reshape(Dl * n, Dr).T @ EG
         return float(E[0, 0])
 
     # ------------------------------------------------------------ dense views and export

@@ -1,0 +1,146 @@
+"""Fit configurations: a TOML file (``etnpot fit CONFIG.toml``) or the same dict from Python.
+
+Sections and keys (all but ``data.train`` optional)::
+
+    [data]
+    root = "mlearn/data"                  # base of relative paths (see resolve_data_root)
+    train = ["Si/training.json.xz"]       # mlearn / FitSNAP JSON, extxyz, anything ase.io reads
+    validation = []                       # if empty: carved from train (validation_fraction)
+    validation_fraction = 0.1
+    test = ["Si/test.json.xz"]            # only reported, never used to fit or tune
+    energy_key = "energy"; forces_key = "forces"; stress_key = "stress"; config_type_key = "config_type"
+
+    [model]
+    species = ["Si"]                      # default: all species found in the data
+    r_cut = 5.0; r_min = 1.5; order = 3; l_max = 2; rank = 3   # rank: int or {l or "1e" = int}
+    n_basis = 6; n_channels = 6; species_rank = 1; o3 = true
+
+    [fit]
+    sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0
+    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0
+    init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
+
+    [weights]
+    energy = 30000.0; forces = 1.0; stress = 0.0
+    [weights.config_types.Surface]
+    energy = 1000.0
+
+    [output]
+    model = "model.etn"; checkpoint = "model.ckpt"; report = "report.json"
+
+Unknown or misspelled keys are errors, with a suggestion.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import sys
+
+__all__ = ["load_config", "validate_config", "resolve_data_root", "ConfigError", "DEFAULTS"]
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "data": {"root": None, "train": [], "validation": [], "validation_fraction": 0.1, "test": [],
+             "energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
+             "config_type_key": "config_type", "shear_order": None},
+    "model": {"species": None, "r_cut": 5.0, "r_min": None, "order": 3, "l_max": 2, "rank": 3, "n_basis": 6,
+              "n_channels": None, "species_rank": None, "o3": True, "bond_l_max": None},
+    "fit": {"sweeps": 6, "ridge": 1e-8, "two_site": False, "max_rank": None, "cutoff": 0.0, "max_supercore": 20000,
+            "lm_steps": 0, "max_lm_params": 8000, "tol": 1e-4, "patience": 2, "chunk_atoms": 3000,
+            "memory_mb": 256.0, "seed": 0, "init": "constant", "init_noise": 1e-3, "e0": "fit"},
+    "weights": {"energy": 30000.0, "forces": 1.0, "stress": 0.0, "config_types": {}},
+    "output": {"model": "model.etn", "checkpoint": None, "report": None},
+}
+
+
+class ConfigError(ValueError):
+    """A fit configuration with unknown keys or bad values."""
+
+
+def _toml_load(path):
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def validate_config(cfg: dict, source: str = "config") -> dict:
+    """Check keys against :data:`DEFAULTS` (with suggestions) and fill in defaults."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: expected a table of sections")
+    out = {}
+    for section in cfg:
+        if section not in DEFAULTS:
+            hint = difflib.get_close_matches(section, DEFAULTS, n=1)
+            raise ConfigError(f"{source}: unknown section [{section}]" + (f"; did you mean [{hint[0]}]?" if hint else
+                                                                          f"; known: {', '.join(DEFAULTS)}"))
+    for section, defaults in DEFAULTS.items():
+        given = cfg.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key in given:
+            if key not in defaults:
+                hint = difflib.get_close_matches(key, defaults, n=1)
+                raise ConfigError(f"{source}: unknown key '{key}' in [{section}]" +
+                                  (f"; did you mean '{hint[0]}'?" if hint else f"; known: {', '.join(defaults)}"))
+        merged = dict(defaults)
+        merged.update(given)
+        out[section] = merged
+    for key in ("train", "validation", "test"):
+        v = out["data"][key]
+        out["data"][key] = [v] if isinstance(v, str) else list(v)
+    if not out["data"]["train"]:
+        raise ConfigError(f"{source}: [data] train must list at least one file")
+    m = out["model"]
+    for key, lo in (("order", 1), ("l_max", 0), ("n_basis", 1)):
+        if not isinstance(m[key], int) or m[key] < lo:
+            raise ConfigError(f"{source}: [model] {key} must be an integer >= {lo}, got {m[key]!r}")
+    if not (isinstance(m["r_cut"], (int, float)) and m["r_cut"] > 0):
+        raise ConfigError(f"{source}: [model] r_cut must be > 0, got {m['r_cut']!r}")
+    if m["r_min"] is not None and not (0 <= m["r_min"] < m["r_cut"]):
+        raise ConfigError(f"{source}: [model] need 0 <= r_min < r_cut, got r_min={m['r_min']}, r_cut={m['r_cut']}")
+    f = out["fit"]
+    if not isinstance(f["sweeps"], int) or f["sweeps"] < 1:
+        raise ConfigError(f"{source}: [fit] sweeps must be an integer >= 1, got {f['sweeps']!r}")
+    if f["ridge"] < 0:
+        raise ConfigError(f"{source}: [fit] ridge must be >= 0, got {f['ridge']!r}")
+    for k in ("energy", "forces", "stress"):
+        if not isinstance(out["weights"][k], (int, float)) or out["weights"][k] < 0:
+            raise ConfigError(f"{source}: [weights] {k} must be a number >= 0, got {out['weights'][k]!r}")
+    return out
+
+
+def load_config(path) -> dict:
+    """Read and validate a TOML fit configuration; relative output paths are taken relative to it."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    cfg = validate_config(_toml_load(path), path)
+    cfg["_path"] = os.path.abspath(path)
+    return cfg
+
+
+def resolve_data_root(explicit=None, config_root=None, config_dir=None) -> str | None:
+    """Where data paths are looked up, first match wins: ``explicit`` (a command-line option),
+    ``$ETNPOT_DATA``, then ``../shared/data`` (relative to the working directory, then to this
+    package's checkout); a relative ``[data] root`` is appended to that base (or taken relative
+    to the config file if no base exists)."""
+    candidates = [explicit, os.environ.get("ETNPOT_DATA")]
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates += [os.path.join(os.getcwd(), "..", "shared", "data"), os.path.join(here, "..", "..", "shared", "data")]
+    base = next((os.path.abspath(c) for c in candidates if c and os.path.isdir(c)), None)
+    if config_root:
+        if os.path.isabs(config_root):
+            return config_root
+        if base and os.path.isdir(os.path.join(base, config_root)):
+            return os.path.join(base, config_root)
+        if config_dir:
+            return os.path.join(config_dir, config_root)
+    return base

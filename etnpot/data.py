@@ -1,0 +1,344 @@
+"""Training data: reading DFT reference data into :class:`Configuration` objects.
+
+Conventions after reading (whatever the source): energies are total energies in eV, forces
+in eV/Å, stress in eV/Å^3 with ASE's sign (positive under tension), in ASE's Voigt order
+``xx, yy, zz, yz, xz, xy``.
+
+Readers
+-------
+* Anything ``ase.io.read`` reads (extxyz, ...): reference values from ``atoms.info`` /
+  ``atoms.arrays`` under configurable keys, or from an attached single-point calculator.
+* mlearn JSON (Zuo et al. 2020; ``*.json`` or ``*.json.xz``): a list of records with a pymatgen
+  ``structure`` dict, ``outputs.energy`` (eV), ``outputs.forces`` (eV/Å) and
+  ``outputs.virial_stress`` (kbar, VASP sign: positive = compressive).  **Shear-order quirk**:
+  the six stress numbers are ``[xx, yy, zz, xy, yz, xz]`` for Li, Si and Ge but
+  ``[xx, yy, zz, xy, xz, yz]`` for Mo, Cu and Ni (checked on the sheared Elastic cells; see
+  the data README).  :func:`read_mlearn_json` maps them per element; the order can be forced
+  with ``shear_order``.  ASE stress = ``-virial_stress / 1602.1766208`` (1 eV/Å^3 = 1602.1766208 kbar).
+* InP JSON (FitSNAP format, Cusentino et al. 2020): one configuration per file, a ``# Header``
+  line then ``{"Dataset": {"Data": [...]}}`` with ``Stress`` as a 3x3 matrix in kbar (VASP
+  sign).  A directory of such files, or the ``.tar.xz`` archive of them, is read in place
+  (members are streamed; nothing is extracted); the folder name is the config type.
+
+Pymatgen is not needed.  Every problem is reported with the file and configuration index.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import lzma
+import os
+import tarfile
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+__all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0",
+           "split_train_validation", "DataError", "KBAR_PER_EV_A3"]
+
+log = logging.getLogger(__name__)
+
+KBAR_PER_EV_A3 = 1602.1766208
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+# mlearn shear order per element (index into its 6-vector for ASE's yz, xz, xy)
+_MLEARN_XY_YZ_XZ = ("Li", "Si", "Ge")
+_MLEARN_XY_XZ_YZ = ("Mo", "Cu", "Ni")
+
+
+class DataError(ValueError):
+    """Bad training data; the message names the file and configuration index."""
+
+
+@dataclass
+class Configuration:
+    """One reference configuration.
+
+    ``energy`` (eV, total), ``forces`` ``(N, 3)`` eV/Å and ``stress`` ``(6,)`` eV/Å^3 (ASE sign
+    and Voigt order) may each be ``None`` (not available).  ``weight`` multiplies every row of
+    this configuration in the fit; ``config_type`` selects per-type weights and error tables.
+    """
+
+    atoms: Atoms
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    weight: float = 1.0
+    config_type: str = "default"
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.atoms)
+
+    def validate(self) -> "Configuration":
+        where = self.source or "configuration"
+        n = len(self.atoms)
+        if n == 0:
+            raise DataError(f"{where}: configuration has no atoms")
+        pos = self.atoms.positions
+        if not np.all(np.isfinite(pos)):
+            raise DataError(f"{where}: non-finite atomic positions (atom {int(np.argwhere(~np.isfinite(pos))[0, 0])})")
+        if not np.all(np.isfinite(self.atoms.cell.array)):
+            raise DataError(f"{where}: non-finite cell")
+        if any(self.atoms.pbc) and self.atoms.cell.rank < sum(self.atoms.pbc):
+            raise DataError(f"{where}: periodic cell is degenerate (rank {self.atoms.cell.rank})")
+        if self.energy is not None:
+            e = np.asarray(self.energy, dtype=float)
+            if e.shape != () or not np.isfinite(e):
+                raise DataError(f"{where}: energy must be one finite number, got {self.energy!r}")
+            self.energy = float(e)
+        if self.forces is not None:
+            f = np.asarray(self.forces, dtype=float)
+            if f.shape != (n, 3):
+                raise DataError(f"{where}: forces have shape {f.shape}, expected ({n}, 3)")
+            if not np.all(np.isfinite(f)):
+                raise DataError(f"{where}: non-finite forces (atom {int(np.argwhere(~np.isfinite(f))[0, 0])})")
+            self.forces = f
+        if self.stress is not None:
+            s = np.asarray(self.stress, dtype=float)
+            if s.shape == (3, 3):
+                s = np.array([s[a, b] for a, b in VOIGT])
+            elif s.shape == (9,):
+                s = np.array([s.reshape(3, 3)[a, b] for a, b in VOIGT])
+            if s.shape != (6,):
+                raise DataError(f"{where}: stress has shape {s.shape}, expected (6,) Voigt or (3, 3)")
+            if not np.all(np.isfinite(s)):
+                raise DataError(f"{where}: non-finite stress")
+            if not (self.atoms.cell.rank == 3 and all(self.atoms.pbc)):
+                raise DataError(f"{where}: stress given for a cell that is not 3-d periodic")
+            self.stress = s
+        if not (np.isfinite(self.weight) and self.weight >= 0):
+            raise DataError(f"{where}: weight must be finite and >= 0, got {self.weight}")
+        return self
+
+
+# ------------------------------------------------------------------ readers
+
+
+def _open_text(path):
+    if str(path).endswith(".xz"):
+        return lzma.open(path, "rt")
+    return open(path, "r")
+
+
+def _mlearn_shear(element: str, shear_order):
+    if shear_order is not None:
+        order = shear_order
+    elif element in _MLEARN_XY_YZ_XZ:
+        order = "xy,yz,xz"
+    elif element in _MLEARN_XY_XZ_YZ:
+        order = "xy,xz,yz"
+    else:
+        return None
+    names = [s.strip() for s in order.split(",")]
+    # positions 3, 4, 5 of the file's vector -> which ASE component
+    return [("yz", "xz", "xy").index(nm) for nm in names]
+
+
+def read_mlearn_json(path, shear_order=None, config_type_key="group") -> list[Configuration]:
+    """Read an mlearn (Zuo et al. 2020) JSON file (``.json`` or ``.json.xz``)."""
+    path = os.fspath(path)
+    try:
+        with _open_text(path) as fh:
+            records = json.load(fh)
+    except (OSError, EOFError, lzma.LZMAError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read mlearn JSON: {e}") from e
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a JSON list of records (mlearn format)")
+    out = []
+    for idx, rec in enumerate(records):
+        where = f"{path}[{idx}]"
+        try:
+            st = rec["structure"]
+            cell = np.array(st["lattice"]["matrix"], dtype=float)
+            sites = st["sites"]
+            pos = np.array([s["xyz"] for s in sites], dtype=float)
+            sym = [s["species"][0]["element"] for s in sites]
+            outp = rec["outputs"]
+            energy = outp.get("energy")
+            forces = outp.get("forces")
+            vs = outp.get("virial_stress")
+        except (KeyError, TypeError, IndexError) as e:
+            raise DataError(f"{where}: missing key {e} in mlearn record") from e
+        try:
+            atoms = Atoms(sym, positions=pos, cell=cell, pbc=True)
+        except (KeyError, ValueError) as e:
+            raise DataError(f"{where}: bad structure: {e}") from e
+        stress = None
+        if vs is not None:
+            v = np.asarray(vs, dtype=float)
+            if v.shape != (6,):
+                raise DataError(f"{where}: virial_stress has shape {v.shape}, expected (6,)")
+            element = rec.get("element") or (sym[0] if len(set(sym)) == 1 else None)
+            perm = _mlearn_shear(str(element), shear_order)
+            if perm is None:
+                raise DataError(f"{where}: unknown mlearn shear order for element {element!r}; pass shear_order='xy,yz,xz' or 'xy,xz,yz'")
+            s = np.empty(6)
+            s[:3] = v[:3]
+            for pos_in_file, comp in zip((3, 4, 5), perm):
+                s[3 + comp] = v[pos_in_file]
+            stress = -s / KBAR_PER_EV_A3
+        c = Configuration(atoms, energy, forces, stress, 1.0, str(rec.get(config_type_key, "default")), where,
+                          {"description": rec.get("description", "")})
+        out.append(c.validate())
+    return out
+
+
+def _parse_fitsnap(text: str, where: str, config_type: str) -> Configuration:
+    lines = text.split("\n", 1)
+    body = lines[1] if lines and lines[0].lstrip().startswith("#") else text
+    try:
+        d = json.loads(body)["Dataset"]["Data"][0]
+        sym = d["AtomTypes"]
+        pos = np.array(d["Positions"], dtype=float)
+        cell = np.array(d["Lattice"], dtype=float)
+        energy = d.get("Energy")
+        forces = d.get("Forces")
+        stress = d.get("Stress")
+    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
+        raise DataError(f"{where}: not a FitSNAP JSON configuration ({e!r})") from e
+    try:
+        atoms = Atoms(sym, positions=pos, cell=cell, pbc=True)
+    except (KeyError, ValueError) as e:
+        raise DataError(f"{where}: bad structure: {e}") from e
+    if stress is not None:
+        stress = -np.asarray(stress, dtype=float) / KBAR_PER_EV_A3
+    return Configuration(atoms, energy, forces, stress, 1.0, config_type, where).validate()
+
+
+def read_fitsnap_json(path) -> list[Configuration]:
+    """Read FitSNAP-style JSON (the InP set): one file, a directory tree, or a ``.tar(.xz)`` of them.
+
+    Configurations are sorted by ``<group>/<file>``; the config type is the group folder.
+    """
+    path = os.fspath(path)
+    items = []
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for f in files:
+                if f.endswith(".json"):
+                    full = os.path.join(root, f)
+                    items.append((os.path.relpath(full, path), full))
+        items.sort()
+        return [_parse_fitsnap(open(full).read(), full, _group(rel)) for rel, full in items]
+    if ".tar" in os.path.basename(path):
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".json")),
+                                 key=lambda m: _strip_top(m.name))
+                out = []
+                for m in members:
+                    text = tar.extractfile(m).read().decode()
+                    out.append(_parse_fitsnap(text, f"{path}:{m.name}", _group(_strip_top(m.name))))
+                return out
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
+            raise DataError(f"{path}: cannot read archive: {e}") from e
+    with _open_text(path) as fh:
+        return [_parse_fitsnap(fh.read(), path, os.path.basename(os.path.dirname(os.path.abspath(path))))]
+
+
+def _strip_top(name: str) -> str:
+    parts = name.split("/")
+    return "/".join(parts[1:]) if len(parts) > 2 else name
+
+
+def _group(rel: str) -> str:
+    parts = rel.replace(os.sep, "/").split("/")
+    return parts[-2] if len(parts) >= 2 else "default"
+
+
+def read_ase(path, index=":", energy_key="energy", forces_key="forces", stress_key="stress",
+             config_type_key="config_type", weight_key="weight", format=None) -> list[Configuration]:
+    """Read with ``ase.io.read``; reference values from ``info``/``arrays`` keys or a calculator."""
+    import ase.io
+
+    path = os.fspath(path)
+    try:
+        frames = ase.io.read(path, index=index, format=format)
+    except Exception as e:  # ase raises many types for unreadable files
+        raise DataError(f"{path}: ase.io.read failed: {e}") from e
+    if isinstance(frames, Atoms):
+        frames = [frames]
+    out = []
+    for idx, at in enumerate(frames):
+        where = f"{path}[{idx}]"
+        calc = at.calc
+        res = getattr(calc, "results", {}) if calc is not None else {}
+
+        def get(key, kind):
+            if key is None:
+                return None
+            if kind == "info" and key in at.info:
+                return at.info[key]
+            if kind == "arrays" and key in at.arrays:
+                return at.arrays[key]
+            std = {"energy": "energy", "forces": "forces", "stress": "stress"}
+            for k in (key, std.get(key)):
+                if k in res:
+                    return res[k]
+            return None
+
+        energy = get(energy_key, "info")
+        forces = get(forces_key, "arrays")
+        stress = get(stress_key, "info")
+        ctype = str(at.info.get(config_type_key, "default")) if config_type_key else "default"
+        weight = float(at.info.get(weight_key, 1.0)) if weight_key else 1.0
+        atoms = Atoms(at.numbers, positions=at.positions, cell=at.cell, pbc=at.pbc)
+        out.append(Configuration(atoms, energy, forces, stress, weight, ctype, where).validate())
+    if not out:
+        raise DataError(f"{path}: no configurations")
+    return out
+
+
+def read_dataset(path, **kwargs) -> list[Configuration]:
+    """Read a data set, choosing the reader from the file: mlearn JSON, FitSNAP JSON (file,
+    directory or ``.tar.xz``), or anything ``ase.io`` reads (keyword arguments of :func:`read_ase`)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    base = os.path.basename(path)
+    if os.path.isdir(path) or ".tar" in base:
+        return read_fitsnap_json(path)
+    if base.endswith(".json") or base.endswith(".json.xz"):
+        with _open_text(path) as fh:
+            head = fh.read(64).lstrip()
+        if head.startswith("["):
+            return read_mlearn_json(path, **{k: v for k, v in kwargs.items() if k in ("shear_order",)})
+        return read_fitsnap_json(path)
+    return read_ase(path, **kwargs)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def fit_e0(configs, species) -> np.ndarray:
+    """Per-species reference energies by least squares on composition (minimum norm if
+    the compositions do not determine them), in eV."""
+    species = list(species)
+    rows, y = [], []
+    from ase.data import chemical_symbols
+
+    for c in configs:
+        if c.energy is None:
+            continue
+        sym = c.atoms.get_chemical_symbols()
+        rows.append([sym.count(s) for s in species])
+        y.append(c.energy)
+    if not rows:
+        return np.zeros(len(species))
+    A, y = np.asarray(rows, float), np.asarray(y, float)
+    e0, *_ = np.linalg.lstsq(A, y, rcond=None)
+    return e0
+
+
+def split_train_validation(configs, fraction=0.1, seed=0):
+    """Random split (deterministic per seed): returns ``(train, validation)``."""
+    n = len(configs)
+    if n < 2 or fraction <= 0:
+        return list(configs), []
+    nv = max(1, int(round(fraction * n)))
+    perm = np.random.default_rng(seed).permutation(n)
+    val = set(perm[:nv].tolist())
+    return [c for i, c in enumerate(configs) if i not in val], [c for i, c in enumerate(configs) if i in val]

@@ -1,0 +1,513 @@
+r"""Fitting an ETN potential: alternating least squares (one-site) and two-site DMRG sweeps.
+
+The objective (per training configuration ``c`` with ``N_c`` atoms and weight ``w_c``)
+
+.. math::
+
+    \mathcal L = \frac{1}{n_{\rm conf}} \sum_c w_c \Big[ w_E \Big(\frac{E_c - E^{\rm ref}_c}{N_c}\Big)^2
+        + w_F \sum_{i\alpha} (F_{ci\alpha} - F^{\rm ref}_{ci\alpha})^2
+        + w_S \sum_{v=1}^{6} (\sigma_{cv} - \sigma^{\rm ref}_{cv})^2 \Big]
+        + \gamma\, \|W\|_F^2
+
+(energies in eV, forces eV/Å, stress eV/Å^3; ``w_E, w_F, w_S`` may differ per config type)
+where ``W`` is the full coefficient tensor of the tensor train.  With all cores but ``k`` fixed
+the model is linear in core ``k`` (:meth:`~etnpot.ETNPotential.core_linear_map`) and in the
+per-species energies ``E0``, so the local problem is a weighted ridge regression, solved
+exactly from normal equations assembled by streaming over chunks of configurations (memory
+bounded by the parameters, not the data).  In the mixed-canonical gauge around core ``k``
+(cores to its left left-orthogonal, to its right right-orthogonal, kept by QR moves of the
+orthogonality centre) ``||W||^2 = sum_p (2 l_b + 1) ||T_p||^2``, so the ridge on the centre
+core *is* the ridge on the full tensor, and every exact local solve can only lower
+``\mathcal L``.  ``E0`` is an unregularized extra column in every local solve.
+
+A **two-site step** merges cores ``k, k+1`` into a supercore, solves for it the same way and
+splits it by an SVD per middle irrep (:meth:`~etnpot.tt.EquivariantTT.split_merged`): ranks
+then adapt per irrep under ``max_rank`` and a discarded-weight ``cutoff``.  It costs far more
+(the supercore has ~ channels x rank times more parameters), so it is used for rank
+adaptation on small models; ``max_supercore`` guards the size.
+
+The radial/species parameters enter the energy polynomially (degree ``order``), not
+linearly; they are kept at their raw-Chebyshev initialization by the ALS, which FEASIBILITY.md
+found to beat unsupervised channel mixing.  (A supervised nonlinear step for them is future work.)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+from .data import Configuration, fit_e0
+from .io import load, save
+from .lstsq import LeastSquares
+from .metrics import error_table
+
+__all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Weights:
+    """Loss weights: energy per (eV/atom)^-2, forces per (eV/Å)^-2 and stress per (eV/Å^3)^-2
+    (per component).  ``config_types`` overrides them per config type, e.g.
+    ``{"Surface": {"energy": 10.0}}``."""
+
+    energy: float = 1000.0
+    forces: float = 1.0
+    stress: float = 100.0
+    config_types: dict = field(default_factory=dict)
+
+    def for_type(self, ctype: str):
+        d = {"energy": self.energy, "forces": self.forces, "stress": self.stress}
+        d.update(self.config_types.get(ctype, {}))
+        return d["energy"], d["forces"], d["stress"]
+
+
+@dataclass
+class FitSettings:
+    """Settings of an ALS/DMRG fit (all have defaults)."""
+
+    sweeps: int = 6
+    ridge: float = 1e-7
+    two_site: bool = False
+    max_rank: object = None  # int, {irrep: int}, or a list (one entry per sweep): the rank schedule
+    cutoff: float = 0.0
+    max_supercore: int = 20000
+    lm_steps: int = 0  # Levenberg–Marquardt steps on all cores after each sweep
+    max_lm_params: int = 8000
+    tol: float = 1e-4  # stop when the validation (else training) loss improves by less than this, relatively
+    patience: int = 2
+    chunk_atoms: int = 3000
+    memory_mb: float = 256.0
+    seed: int = 0
+
+
+class ALSFitter:
+    """Alternating-least-squares fit of ``potential`` (modified in place) to ``train``.
+
+    Parameters
+    ----------
+    potential : an :class:`~etnpot.ETNPotential` (its cores are the starting point: use
+        ``ETNPotential.random(..., init="constant")`` for the constant-path initialization).
+    train, validation : lists of :class:`~etnpot.data.Configuration`.
+    weights : :class:`Weights`.
+    settings : :class:`FitSettings`.
+    e0 : ``"fit"`` (least squares on composition, then refined in every local solve), or a
+        mapping ``{symbol: eV}`` (kept fixed).
+    normalize : set the feature normalization from the training data first.
+    checkpoint : path of a checkpoint file written atomically after every sweep.
+    progress : show a progress bar.
+    """
+
+    def __init__(self, potential, train, validation=None, weights=None, settings=None, e0="fit",
+                 normalize=True, checkpoint=None, progress=True):
+        self.pot = potential
+        self.train = list(train)
+        self.validation = list(validation or [])
+        if not self.train:
+            raise ValueError("the training set is empty")
+        self.weights = weights or Weights()
+        self.settings = settings or FitSettings()
+        self.checkpoint = os.fspath(checkpoint) if checkpoint else None
+        self.progress = progress
+        self._check_species(self.train, "training")
+        self._check_species(self.validation, "validation")
+        self.fit_e0 = e0 == "fit"
+        if e0 == "fit":
+            self.pot.e0 = fit_e0(self.train, self.pot.species)
+        elif e0 is not None and e0 != "keep":
+            self.pot.e0 = np.array([float(dict(e0)[s]) for s in self.pot.species])
+        if normalize:
+            self.pot.basis.normalize(self.pot.graph([c.atoms for c in self.train]))
+        self._chunks = self._make_chunks(self.train)
+        self.history: list[dict] = []
+        self.sweep_index = 0
+        self.best = None  # (score, sweep, model copy)
+        self._stall = 0
+        self._lm_mu = 1e-3
+        self.n_conf = len(self.train)
+
+    # ------------------------------------------------------------ data
+    def _check_species(self, configs, name):
+        known = set(self.pot.species)
+        for i, c in enumerate(configs):
+            bad = set(c.atoms.get_chemical_symbols()) - known
+            if bad:
+                raise ValueError(f"{name} configuration {i} ({c.source or 'no source'}): species {sorted(bad)} "
+                                 f"not in the model's species {self.pot.species}")
+
+    def _make_chunks(self, configs):
+        chunks, cur, n = [], [], 0
+        for c in configs:
+            cur.append(c)
+            n += len(c.atoms)
+            if n >= self.settings.chunk_atoms:
+                chunks.append(cur)
+                cur, n = [], 0
+        if cur:
+            chunks.append(cur)
+        out = []
+        for ch in chunks:
+            g = self.pot.graph([c.atoms for c in ch])
+            out.append((ch, g, self._targets(ch)))
+        return out
+
+    def _targets(self, ch):
+        S = len(self.pot.species)
+        t = {"E": [], "Ew": [], "N": [], "counts": [], "F": [], "Fw": [], "S": [], "Sw": []}
+        for c in ch:
+            we, wf, ws = self.weights.for_type(c.config_type)
+            n = len(c.atoms)
+            t["N"].append(n)
+            t["counts"].append(np.bincount(self.pot.species_index(c.atoms.numbers), minlength=S))
+            t["E"].append(c.energy if c.energy is not None else 0.0)
+            t["Ew"].append(c.weight * we if c.energy is not None else 0.0)
+            t["F"].append(c.forces if c.forces is not None else np.zeros((n, 3)))
+            t["Fw"].append(np.full(3 * n, c.weight * wf if c.forces is not None else 0.0))
+            t["S"].append(c.stress if c.stress is not None else np.zeros(6))
+            t["Sw"].append(np.full(6, c.weight * ws if c.stress is not None else 0.0))
+        return {"E": np.array(t["E"]), "Ew": np.array(t["Ew"]), "N": np.array(t["N"], float),
+                "counts": np.array(t["counts"], float), "F": np.concatenate(t["F"]).ravel(),
+                "Fw": np.concatenate(t["Fw"]), "S": np.concatenate(t["S"]), "Sw": np.concatenate(t["Sw"])}
+
+    # ------------------------------------------------------------ local problems
+    def _want_stress(self):
+        return self.weights.stress > 0 or any("stress" in v for v in self.weights.config_types.values())
+
+    def _rows(self, maps, t, theta0=None):
+        """Weighted rows ``A`` (columns: the blocks of ``maps``, then dE0) and targets ``y`` of a chunk.
+
+        With ``theta0`` (the current vector of ``maps[0]``) the targets are residuals
+        ``y - model``: the Gauss–Newton form.
+        """
+        S = len(self.pot.species)
+        N = t["N"]
+        e_cols = [lm.energy_rows / N[:, None] for lm in maps]
+        f_cols = [lm.force_rows.reshape(-1, lm.force_rows.shape[-1]) for lm in maps]
+        lm0 = maps[0]
+        blocks_e, blocks_f = np.hstack(e_cols), np.hstack(f_cols)
+        ye = (t["E"] - lm0.energy_offset) / N
+        yf = t["F"].copy()
+        if theta0 is not None:
+            ye = ye - (lm0.energy_rows @ theta0) / N
+            yf = yf - lm0.force_rows.reshape(-1, len(theta0)) @ theta0
+        parts = [(blocks_e, ye, t["Ew"]), (blocks_f, yf, t["Fw"])]
+        if self._want_stress():
+            s_cols = np.hstack([np.nan_to_num(lm.stress_rows.reshape(-1, lm.stress_rows.shape[-1])) for lm in maps])
+            ys = t["S"].copy()
+            if theta0 is not None:
+                ys = ys - np.nan_to_num(lm0.stress_rows.reshape(-1, len(theta0)) @ theta0)
+            parts.append((s_cols, ys, t["Sw"]))
+        A = np.vstack([p[0] for p in parts])
+        if self.fit_e0:
+            e0c = np.zeros((A.shape[0], S))
+            e0c[: len(N)] = t["counts"] / N[:, None]
+            A = np.hstack([A, e0c])
+        y = np.concatenate([p[1] for p in parts])
+        sw = np.sqrt(np.concatenate([p[2] for p in parts]))
+        keep = sw > 0
+        return A[keep] * sw[keep, None], y[keep] * sw[keep]
+
+    def assemble(self, k: int, sites: int = 1):
+        """The local problem of core ``k`` (or supercore ``k, k+1``) as a streamed
+        :class:`~etnpot.lstsq.LeastSquares` (unknowns ``[core, dE0]``; ``loss/n_conf`` is the
+        data part of the objective)."""
+        pot = self.pot
+        want_s = self._want_stress()
+        ls = None
+        for ch, g, t in self._chunks:
+            lm = (pot.core_linear_map if sites == 1 else pot.supercore_linear_map)(
+                k, g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
+            A, y = self._rows([lm], t)
+            ls = ls or LeastSquares(A.shape[1])
+            ls.add(A, y)
+        return ls
+
+    def assemble_all(self):
+        """Gauss–Newton problem for all cores at once (columns ``[core 0, ..., core d-1, dE0]``,
+        targets the current residuals).  Because the energy is multilinear in the cores, the
+        Jacobian is the row-wise concatenation of the per-core linear maps."""
+        pot = self.pot
+        want_s = self._want_stress()
+        ls = None
+        theta0 = pot.tt.core_vector(0)
+        for ch, g, t in self._chunks:
+            maps = [pot.core_linear_map(k, g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
+                    for k in range(pot.order)]
+            A, r = self._rows(maps, t, theta0=theta0)
+            ls = ls or LeastSquares(A.shape[1])
+            ls.add(A, r)
+        return ls
+
+    def data_loss(self) -> float:
+        """The data part of the objective at the current model (per training configuration)."""
+        total = 0.0
+        for ch, g, t in self._chunks:
+            res = self.pot._compute_graph(g, forces=True, stress=self._want_stress())
+            total += float(np.sum(t["Ew"] * ((res["energy"] - t["E"]) / t["N"]) ** 2))
+            total += float(np.sum(t["Fw"] * (res["forces"].ravel() - t["F"]) ** 2))
+            if self._want_stress():
+                total += float(np.sum(t["Sw"] * np.nan_to_num(res["stress"].ravel() - t["S"]) ** 2))
+        return total / self.n_conf
+
+    def objective(self) -> float:
+        """Data loss plus ``ridge * ||W||^2`` (the full tensor's norm, gauge independent)."""
+        reg = self.settings.ridge * self.pot.tt.norm_squared() if self.settings.ridge else 0.0
+        return self.data_loss() + reg
+
+    def lm_step(self, max_tries: int = 8) -> dict:
+        """One Levenberg–Marquardt step on all cores (and E0) jointly; accepted only if the
+        objective decreases.  The TT is brought back to right-canonical form afterwards."""
+        t0 = time.perf_counter()
+        tt = self.pot.tt
+        sizes = [tt.core_size(k) for k in range(tt.order)]
+        ls = self.assemble_all()
+        before = self.objective()
+        theta = np.concatenate([tt.core_vector(k) for k in range(tt.order)])
+        ridge = self.settings.ridge * self.n_conf
+        nS = ls.n - len(theta)
+        # damped Gauss-Newton: min ||J d - r||^2 + ridge ||theta + d||^2 + mu ||D d||^2, with D the
+        # column norms of J (Marquardt scaling); the ridge here is on the cores' reduced norms
+        cn = np.linalg.norm(ls.R, axis=0)
+        D = np.where(cn > 0, cn, 1.0)
+        mu = self._lm_mu
+        saved = (tt.copy(), self.pot.e0.copy())
+        info = {"kind": "lm", "loss_before": before, "loss": before, "accepted": False}
+        for _ in range(max_tries):
+            rows = [ls.R, np.diag(np.sqrt(mu) * D)]
+            rhs = [ls.z, np.zeros(ls.n)]
+            if ridge > 0:
+                rows.append(np.hstack([np.sqrt(ridge) * np.eye(len(theta)), np.zeros((len(theta), nS))]))
+                rhs.append(-np.sqrt(ridge) * theta)
+            delta = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)[0]
+            pos = 0
+            for k, n in enumerate(sizes):
+                tt.set_core_vector(k, theta[pos : pos + n] + delta[pos : pos + n])
+                pos += n
+            if nS:
+                self.pot.e0 = saved[1] + delta[pos:]
+            after = self.objective()
+            if after < before:
+                info.update(loss=after, accepted=True, mu=mu)
+                self._lm_mu = max(mu / 3.0, 1e-12)
+                break
+            self.pot.tt, self.pot.e0 = saved[0].copy(), saved[1].copy()
+            tt = self.pot.tt
+            mu *= 4.0
+        else:
+            self._lm_mu = mu
+        self._right_canonical()
+        info["seconds"] = time.perf_counter() - t0
+        log.debug("LM step: objective %.6g -> %.6g (mu %.2e)", before, info["loss"], mu)
+        return info
+
+    def micro_step(self, k: int, sites: int = 1, direction: str = "right", max_rank=None) -> dict:
+        """Solve the local problem of core ``k`` (or supercore ``k, k+1``) exactly and write it back.
+
+        The orthogonality centre must be at ``k`` (or on ``k, k+1``).
+        """
+        t0 = time.perf_counter()
+        tt = self.pot.tt
+        ls = self.assemble(k, sites)
+        P = tt.core_size(k) if sites == 1 else tt.merged_size(k)
+        wcore = tt.core_weights(k) if sites == 1 else tt.merged_weights(k)
+        S = ls.n - P
+        # ridge per configuration: the data part is summed over configurations
+        reg = np.concatenate([self.settings.ridge * self.n_conf * wcore, np.zeros(S)])
+        x0 = np.concatenate([tt.core_vector(k) if sites == 1 else tt.merged_vector(k), np.zeros(S)])
+        loss = lambda x: (ls.loss(x) + float(np.sum(reg * x * x))) / self.n_conf
+        before = loss(x0)
+        x, cond = ls.solve(reg, x0=x0)
+        after = loss(x)
+        info = {"core": k, "sites": sites, "params": P, "loss_before": before, "loss": after, "cond": cond}
+        if S:
+            self.pot.e0 = self.pot.e0 + x[P:]
+        if sites == 1:
+            tt.set_core_vector(k, x[:P])
+        else:
+            info.update(tt.split_merged(k, x[:P], direction=direction, max_rank=max_rank, cutoff=self.settings.cutoff))
+            info["bond"] = str(tt.bonds[k + 1])
+        info["seconds"] = time.perf_counter() - t0
+        log.debug("core %s: loss %.6g -> %.6g (cond %.2e, %d params, %.1f s)", k, before, after, cond, P, info["seconds"])
+        return info
+
+    # ------------------------------------------------------------ sweeps
+    def _right_canonical(self):
+        for k in range(self.pot.order - 1, 0, -1):
+            self.pot.tt.orthogonalize_right(k)
+
+    def sweep(self, direction: str, first: bool = False, max_rank=None, bar=None) -> list[dict]:
+        """One sweep. ``"right"``: the centre moves 0 -> d-1; ``"left"``: d-1 -> 0.
+
+        The core at the start is not solved again unless ``first`` (it was solved last), but the
+        centre always moves through it, so every solve happens in the mixed-canonical gauge.
+        """
+        d = self.pot.order
+        tt = self.pot.tt
+        steps = []
+        two = self.settings.two_site and d > 1
+        if two:
+            for k in (range(0, d - 1) if direction == "right" else range(d - 2, -1, -1)):
+                if tt.merged_size(k) <= self.settings.max_supercore:
+                    info = self.micro_step(k, 2, direction, max_rank)
+                else:
+                    log.warning("supercore %d,%d has %d parameters > max_supercore=%d: one-site step instead",
+                                k, k + 1, tt.merged_size(k), self.settings.max_supercore)
+                    kk = k if direction == "right" else k + 1
+                    info = self.micro_step(kk, 1)
+                    tt.orthogonalize_left(kk) if direction == "right" else tt.orthogonalize_right(kk)
+                steps.append(info)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{info['loss']:.4g}")
+            return steps
+        order = range(d) if direction == "right" else range(d - 1, -1, -1)
+        for i, k in enumerate(order):
+            if i > 0 or first or d == 1:
+                info = self.micro_step(k, 1)
+                steps.append(info)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{info['loss']:.4g}")
+            if direction == "right" and k < d - 1:
+                tt.orthogonalize_left(k)
+            elif direction == "left" and k > 0:
+                tt.orthogonalize_right(k)
+        return steps
+
+    def _score(self, rec):
+        v = rec.get("validation")
+        if v and v.get("forces"):
+            return rec["validation_loss"]
+        return rec["train_loss"]
+
+    def _errors(self, configs):
+        return error_table(self.pot, configs) if configs else None
+
+    def _loss_of_table(self, tab):
+        if not tab:
+            return None
+        w = self.weights
+        e = (tab["energy"]["rmse"] / 1000.0) ** 2 * w.energy if tab["energy"] else 0.0
+        f = tab["forces"]["rmse"] ** 2 * w.forces if tab["forces"] else 0.0
+        return e + f
+
+    def run(self, sweeps=None) -> list[dict]:
+        """Sweep until ``sweeps`` are done or the (validation) loss stops improving.
+
+        Returns the history: per sweep the micro-steps, the training objective, and the
+        validation error table.  The best model by validation loss is restored at the end.
+        """
+        sweeps = self.settings.sweeps if sweeps is None else sweeps
+        tt = self.pot.tt
+        d = self.pot.order
+        if self.sweep_index == 0:
+            self._right_canonical()
+            self._centre, self._centre_solved = 0, False
+        from tqdm.auto import tqdm
+
+        per = max(1, d - (1 if self.settings.two_site else 0)) + self.settings.lm_steps
+        bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
+                   leave=False)
+        try:
+            while self.sweep_index < sweeps:
+                s = self.sweep_index
+                direction = "right" if self._centre == 0 else "left"
+                mr = self.settings.max_rank
+                if isinstance(mr, (list, tuple)):
+                    mr = mr[min(s, len(mr) - 1)]
+                t0 = time.perf_counter()
+                steps = self.sweep(direction, first=not self._centre_solved, max_rank=mr, bar=bar)
+                self._centre, self._centre_solved = (d - 1 if direction == "right" else 0), True
+                if self.settings.lm_steps and self.pot.tt.num_parameters <= self.settings.max_lm_params:
+                    for _ in range(self.settings.lm_steps):
+                        steps.append(self.lm_step())
+                        bar.update(1)
+                    self._centre, self._centre_solved = 0, False
+                rec = {"sweep": s, "direction": direction, "steps": steps, "train_loss": self.objective(),
+                       "bonds": [str(b) for b in tt.bonds[1:-1]], "num_parameters": self.pot.num_parameters,
+                       "seconds": time.perf_counter() - t0}
+                rec["validation"] = self._errors(self.validation)
+                rec["validation_loss"] = self._loss_of_table(rec["validation"])
+                self.history.append(rec)
+                self.sweep_index += 1
+                score = self._score(rec)
+                improved = self.best is None or score < self.best[0] * (1 - self.settings.tol)
+                if self.best is None or score < self.best[0]:
+                    self.best = (score, s, self.pot.copy())
+                self._stall = 0 if improved else self._stall + 1
+                v = rec["validation"]
+                log.info("sweep %d (%s): objective %.5g%s, bonds %s, %.1f s", s, direction, rec["train_loss"],
+                         f", validation E {v['energy']['rmse']:.3f} meV/atom F {v['forces']['rmse']:.4f} eV/Å"
+                         if v and v["energy"] and v["forces"] else "", rec["bonds"], rec["seconds"])
+                self._write_checkpoint()
+                if self._stall >= self.settings.patience:
+                    log.info("early stop: no relative improvement > %g for %d sweeps", self.settings.tol, self._stall)
+                    break
+                tt = self.pot.tt
+        finally:
+            bar.close()
+        if self.best is not None and self.best[1] != self.history[-1]["sweep"]:
+            log.info("restoring the best model (sweep %d)", self.best[1])
+            best = self.best[2]
+            self.pot.tt, self.pot.e0 = best.tt.copy(), best.e0.copy()
+        self.pot.metadata["fit"] = self.summary()
+        return self.history
+
+    def summary(self) -> dict:
+        return {"settings": asdict(self.settings),
+                "weights": asdict(self.weights),
+                "n_train": len(self.train), "n_validation": len(self.validation),
+                "best_sweep": self.best[1] if self.best else None,
+                # no wall-clock times here: the saved model must be bit-identical for the same seed
+                "history": [{k: v for k, v in h.items() if k not in ("steps", "seconds")} | {"steps": [
+                    {kk: vv for kk, vv in st.items() if kk in ("kind", "core", "sites", "params", "loss", "cond", "discarded", "bond", "accepted")}
+                    for st in h["steps"]]} for h in self.history]}
+
+    # ------------------------------------------------------------ checkpoints
+    def _write_checkpoint(self):
+        if not self.checkpoint:
+            return
+        state = {"sweep_index": self.sweep_index, "stall": self._stall, "centre": self._centre,
+                 "centre_solved": self._centre_solved, "lm_mu": self._lm_mu,
+                 "fit_e0": self.fit_e0, "best_score": self.best[0] if self.best else None, "best_sweep": self.best[1] if self.best else None,
+                 "history": json.loads(json.dumps(self.summary()["history"], default=float))}
+        self.pot.metadata["fit_state"] = state
+        save(self.pot, self.checkpoint)
+        if self.best is not None:
+            save(self.best[2], self.checkpoint + ".best")
+        del self.pot.metadata["fit_state"]
+
+    @classmethod
+    def resume(cls, checkpoint, train, validation=None, weights=None, settings=None, progress=True) -> "ALSFitter":
+        """Continue an interrupted fit from its checkpoint (same data, weights and settings)."""
+        pot = load(checkpoint)
+        state = pot.metadata.pop("fit_state", None)
+        if state is None:
+            raise ValueError(f"{checkpoint}: not an etnpot fit checkpoint (no fit_state)")
+        f = cls(pot, train, validation, weights, settings, e0="keep", normalize=False, checkpoint=checkpoint,
+                progress=progress)
+        f.fit_e0 = state.get("fit_e0", True)
+        f.sweep_index = state["sweep_index"]
+        f._centre, f._centre_solved, f._lm_mu = state["centre"], state["centre_solved"], state["lm_mu"]
+        f._stall = state["stall"]
+        f.history = state["history"]
+        if state["best_score"] is not None:
+            best_path = os.fspath(checkpoint) + ".best"
+            best = load(best_path) if os.path.exists(best_path) else pot.copy()
+            best.metadata.pop("fit_state", None)
+            f.best = (state["best_score"], state["best_sweep"], best)
+        return f
+
+
+def fit(potential, train, validation=None, weights=None, settings=None, **kwargs):
+    """Fit ``potential`` in place (see :class:`ALSFitter`); returns the fitter (history, summary)."""
+    f = ALSFitter(potential, train, validation, weights, settings, **kwargs)
+    f.run()
+    return f

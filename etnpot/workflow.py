@@ -1,0 +1,121 @@
+"""From a configuration to a saved, validated model: the job behind ``etnpot fit``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from .config import resolve_data_root, validate_config
+from .data import DataError, read_dataset, split_train_validation
+from .fit import ALSFitter, FitSettings, Weights
+from .metrics import error_table, format_error_table
+from .potential import ETNPotential
+
+__all__ = ["run_fit", "read_files", "file_sha256"]
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, _, files in sorted(os.walk(path)):
+            for f in sorted(files):
+                with open(os.path.join(root, f), "rb") as fh:
+                    h.update(fh.read())
+        return h.hexdigest()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_files(paths, root=None, **keys):
+    """Read and concatenate data files (relative paths are taken relative to ``root``)."""
+    out, prov = [], []
+    for p in paths:
+        full = p if (os.path.isabs(p) or root is None) else os.path.join(root, p)
+        if not os.path.exists(full):
+            raise FileNotFoundError(f"data file not found: {full}" + (f" (data root {root})" if root else ""))
+        configs = read_dataset(full, **{k: v for k, v in keys.items() if v is not None})
+        out += configs
+        prov.append({"path": os.path.abspath(full), "sha256": file_sha256(full), "n_configs": len(configs)})
+    return out, prov
+
+
+def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=print):
+    """Run the fit described by ``cfg`` (see :mod:`etnpot.config`); returns ``(potential, report)``.
+
+    Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; prints the
+    error tables through ``out``.
+    """
+    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_")}) | {"_path": cfg.get("_path")}
+    cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
+    d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
+    root = resolve_data_root(data_dir, d["root"], cdir)
+    keys = dict(energy_key=d["energy_key"], forces_key=d["forces_key"], stress_key=d["stress_key"],
+                config_type_key=d["config_type_key"])
+    if d["shear_order"]:
+        keys["shear_order"] = d["shear_order"]
+    read = lambda paths: read_files(paths, root, **keys)
+    t0 = time.perf_counter()
+    train, prov_train = read(d["train"])
+    if d["validation"]:
+        validation, prov_val = read(d["validation"])
+    else:
+        train, validation = split_train_validation(train, d["validation_fraction"], seed=f["seed"])
+        prov_val = []
+    test, prov_test = read(d["test"]) if d["test"] else ([], [])
+    if not train:
+        raise DataError("the training set is empty")
+    log.info("data: %d train, %d validation, %d test configurations (%.1f s)", len(train), len(validation), len(test),
+             time.perf_counter() - t0)
+    species = m["species"] or sorted({s for c in train for s in c.atoms.get_chemical_symbols()},
+                                     key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
+    out_model = _rel(o["model"], cdir)
+    ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
+    settings = FitSettings(sweeps=f["sweeps"], ridge=f["ridge"], two_site=f["two_site"], max_rank=f["max_rank"],
+                           cutoff=f["cutoff"], max_supercore=f["max_supercore"], lm_steps=f["lm_steps"],
+                           max_lm_params=f["max_lm_params"], tol=f["tol"], patience=f["patience"],
+                           chunk_atoms=f["chunk_atoms"], memory_mb=f["memory_mb"], seed=f["seed"])
+    weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
+    t_fit = time.perf_counter()
+    if resume and ckpt and os.path.exists(ckpt):
+        log.info("resuming from checkpoint %s", ckpt)
+        fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress)
+        pot = fitter.pot
+    else:
+        rank = m["rank"]
+        pot = ETNPotential.random(species, r_cut=m["r_cut"], order=m["order"], l_max=m["l_max"], rank=rank,
+                                  seed=f["seed"], init=f["init"], noise=f["init_noise"], n_basis=m["n_basis"],
+                                  n_channels=m["n_channels"], species_rank=m["species_rank"], r_min=m["r_min"],
+                                  o3=m["o3"], bond_l_max=m["bond_l_max"])
+        e0 = f["e0"]
+        fitter = ALSFitter(pot, train, validation, weights, settings, e0=e0, checkpoint=ckpt, progress=progress)
+    fitter.run()
+    fit_seconds = time.perf_counter() - t_fit
+    pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+                                  "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
+    pot.save(out_model)
+    report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": fit_seconds,
+              "train": error_table(pot, train), "validation": error_table(pot, validation) if validation else None,
+              "test": error_table(pot, test) if test else None}
+    out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
+    for name in ("train", "validation", "test"):
+        if report[name]:
+            out(format_error_table(report[name], f"\n{name} errors"))
+    if o["report"]:
+        path = _rel(o["report"], cdir)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(report, fh, indent=2, default=float)
+        os.replace(tmp, path)
+    return pot, report
+
+
+def _rel(p, base):
+    return p if os.path.isabs(p) else os.path.join(base, p)

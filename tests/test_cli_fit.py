@@ -1,0 +1,117 @@
+"""`etnpot fit` from a TOML config, `etnpot eval --json` contract, config errors with suggestions."""
+import json
+
+import pytest
+
+from etnpot.cli import main
+from etnpot.config import ConfigError, validate_config
+
+from fitdata import diverse_cells, teacher_data
+
+
+def write_small_data(tmp_path):
+    from ase.io import write
+
+    teacher, train, test = teacher_data(order=2, rank=2, n_train=8, n_test=3)
+    for name, data in (("train.xyz", train), ("test.xyz", test)):
+        frames = []
+        for c in data:
+            a = c.atoms.copy()
+            a.info["REF_energy"] = c.energy
+            a.info["REF_stress"] = c.stress
+            a.info["config_type"] = c.config_type
+            a.arrays["REF_forces"] = c.forces
+            frames.append(a)
+        write(tmp_path / name, frames, format="extxyz")
+
+
+CONFIG = """
+[data]
+train = ["train.xyz"]
+test = ["test.xyz"]
+validation_fraction = 0.2
+energy_key = "REF_energy"
+forces_key = "REF_forces"
+stress_key = "REF_stress"
+
+[model]
+r_cut = 3.8
+order = 2
+l_max = 2
+rank = 2
+n_basis = 4
+
+[fit]
+sweeps = 2
+ridge = 1e-8
+
+[weights]
+energy = 1000.0
+forces = 1.0
+stress = 10.0
+
+[output]
+model = "m.etn"
+checkpoint = "m.ckpt"
+report = "report.json"
+"""
+
+
+def test_fit_eval_info_round_trip(tmp_path, capsys):
+    write_small_data(tmp_path)
+    (tmp_path / "fit.toml").write_text(CONFIG)
+    assert main(["fit", str(tmp_path / "fit.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "test errors" in out and (tmp_path / "m.etn").exists() and (tmp_path / "m.ckpt").exists()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["num_parameters"] > 0 and report["test"]["n_configs"] == 3
+    js = tmp_path / "eval.json"
+    assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "test.xyz"), "--energy-key", "REF_energy",
+                 "--forces-key", "REF_forces", "--stress-key", "REF_stress", "--json", str(js),
+                 "--output", str(tmp_path / "pred.xyz")]) == 0
+    table = json.loads(js.read_text())
+    assert table["n_configs"] == 3
+    for key in ("energy", "forces", "stress"):
+        assert set(table[key]) == {"rmse", "mae"}
+    assert set(table["by_config_type"]) == {"even", "odd"}
+    assert table["energy"]["mae"] == pytest.approx(report["test"]["energy"]["mae"], rel=1e-12)
+    from ase.io import read
+
+    frames = read(tmp_path / "pred.xyz", ":")
+    assert "ETN_energy" in frames[0].info and "ETN_forces" in frames[0].arrays
+    assert main(["info", str(tmp_path / "m.etn")]) == 0
+    assert "fit" in capsys.readouterr().out
+
+
+def test_eval_mlearn_json_without_stress_weights(tmp_path):
+    from etnpot import ETNPotential
+    from importlib import resources
+
+    pot = ETNPotential.random(["Si"], r_cut=4.0, order=2, l_max=1, rank=1, seed=0)
+    pot.save(tmp_path / "m.etn")
+    path = resources.files("etnpot") / "data" / "Si_test.json.xz"
+    js = tmp_path / "e.json"
+    assert main(["eval", str(tmp_path / "m.etn"), str(path), "--json", str(js)]) == 0
+    t = json.loads(js.read_text())
+    assert t["n_configs"] == 25 and t["stress"] is not None and "Elastic" in t["by_config_type"]
+
+
+@pytest.mark.parametrize("cfg, msg", [
+    ({"data": {"train": ["x"]}, "modle": {}}, r"unknown section \[modle\]; did you mean \[model\]"),
+    ({"data": {"train": ["x"], "tran": []}}, "unknown key 'tran' in \\[data\\]; did you mean 'train'"),
+    ({"data": {"train": ["x"]}, "fit": {"sweps": 3}}, "did you mean 'sweeps'"),
+    ({"data": {"train": []}}, "at least one file"),
+    ({"data": {"train": ["x"]}, "model": {"order": 0}}, "order must be an integer >= 1"),
+    ({"data": {"train": ["x"]}, "model": {"l_max": -1}}, "l_max must be an integer >= 0"),
+    ({"data": {"train": ["x"]}, "model": {"r_cut": 3.0, "r_min": 3.5}}, "r_min < r_cut"),
+    ({"data": {"train": ["x"]}, "weights": {"forces": -1}}, "forces must be a number >= 0"),
+])
+def test_config_errors(cfg, msg):
+    with pytest.raises(ConfigError, match=msg):
+        validate_config(cfg)
+
+
+def test_fit_cli_reports_missing_data(tmp_path, capsys):
+    (tmp_path / "fit.toml").write_text(CONFIG)
+    assert main(["fit", str(tmp_path / "fit.toml"), "-q", "--data-dir", str(tmp_path)]) == 2
+    assert "data file not found" in capsys.readouterr().err

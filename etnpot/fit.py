@@ -26,9 +26,12 @@ then adapt per irrep under ``max_rank`` and a discarded-weight ``cutoff``.  It c
 (the supercore has ~ channels x rank times more parameters), so it is used for rank
 adaptation on small models; ``max_supercore`` guards the size.
 
-The radial/species parameters enter the energy polynomially (degree ``order``), not
-linearly; they are kept at their raw-Chebyshev initialization by the ALS, which FEASIBILITY.md
-found to beat unsupervised channel mixing.  (A supervised nonlinear step for them is future work.)
+The radial/species parameters (``B``, ``A`` of :mod:`etnpot.features`) enter the energy
+polynomially (degree ``order``), not linearly.  They start at the raw-Chebyshev channels (which
+FEASIBILITY.md found to beat unsupervised mixing) and, with ``radial_steps > 0``, are refined
+between sweeps by Levenberg–Marquardt steps on exact Gauss–Newton rows
+(:meth:`~etnpot.ETNPotential.feature_linear_map`), accepted only when the objective decreases:
+a supervised, nonlinear step where the model is nonlinear, linear solves where it is linear.
 """
 from __future__ import annotations
 
@@ -80,6 +83,7 @@ class FitSettings:
     cutoff: float = 0.0
     max_supercore: int = 20000
     lm_steps: int = 0  # Levenberg–Marquardt steps on all cores after each sweep
+    radial_steps: int = 0  # Levenberg–Marquardt steps on the radial/species weights after each sweep
     max_lm_params: int = 8000
     tol: float = 1e-4  # stop when the validation (else training) loss improves by less than this, relatively
     patience: int = 2
@@ -131,6 +135,7 @@ class ALSFitter:
         self.best = None  # (score, sweep, model copy)
         self._stall = 0
         self._lm_mu = 1e-3
+        self._radial_mu = 1e-3
         self.n_conf = len(self.train)
 
     # ------------------------------------------------------------ data
@@ -180,7 +185,7 @@ class ALSFitter:
     def _want_stress(self):
         return self.weights.stress > 0 or any("stress" in v for v in self.weights.config_types.values())
 
-    def _rows(self, maps, t, theta0=None):
+    def _rows(self, maps, t, theta0=None, current=None):
         """Weighted rows ``A`` (columns: the blocks of ``maps``, then dE0) and targets ``y`` of a chunk.
 
         With ``theta0`` (the current vector of ``maps[0]``) the targets are residuals
@@ -197,10 +202,14 @@ class ALSFitter:
         if theta0 is not None:
             ye = ye - (lm0.energy_rows @ theta0) / N
             yf = yf - lm0.force_rows.reshape(-1, len(theta0)) @ theta0
+        if current is not None:  # residual targets of a Gauss-Newton step (energy_offset = current energy)
+            yf = yf - current["forces"].ravel()
         parts = [(blocks_e, ye, t["Ew"]), (blocks_f, yf, t["Fw"])]
         if self._want_stress():
             s_cols = np.hstack([np.nan_to_num(lm.stress_rows.reshape(-1, lm.stress_rows.shape[-1])) for lm in maps])
             ys = t["S"].copy()
+            if current is not None:
+                ys = ys - np.nan_to_num(current["stress"].ravel())
             if theta0 is not None:
                 ys = ys - np.nan_to_num(lm0.stress_rows.reshape(-1, len(theta0)) @ theta0)
             parts.append((s_cols, ys, t["Sw"]))
@@ -244,6 +253,48 @@ class ALSFitter:
             ls = ls or LeastSquares(A.shape[1])
             ls.add(A, r)
         return ls
+
+    def radial_step(self, max_tries: int = 8) -> dict:
+        """One Levenberg–Marquardt step on the radial and species weights of the features (and
+        E0), the part of the model that is not linear: the energy is a polynomial of degree
+        ``order`` in them.  Gauss–Newton rows from :meth:`~etnpot.ETNPotential.feature_linear_map`;
+        accepted only if the objective decreases."""
+        t0 = time.perf_counter()
+        pot = self.pot
+        want_s = self._want_stress()
+        ls = None
+        for ch, g, t in self._chunks:
+            lm = pot.feature_linear_map(g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
+            cur = pot._compute_graph(g, forces=True, stress=want_s)
+            A, r = self._rows([lm], t, current=cur)
+            ls = ls or LeastSquares(A.shape[1])
+            ls.add(A, r)
+        before = self.objective()
+        v0, e00 = pot.feature_parameter_vector(), pot.e0.copy()
+        nv = len(v0)
+        cn = np.linalg.norm(ls.R, axis=0)
+        D = np.where(cn > 0, cn, 1.0)
+        mu = self._radial_mu
+        info = {"kind": "radial", "params": nv, "loss_before": before, "loss": before, "accepted": False}
+        for _ in range(max_tries):
+            delta = np.linalg.lstsq(np.vstack([ls.R, np.diag(np.sqrt(mu) * D)]),
+                                    np.concatenate([ls.z, np.zeros(ls.n)]), rcond=None)[0]
+            pot.set_feature_parameter_vector(v0 + delta[:nv])
+            if ls.n > nv:
+                pot.e0 = e00 + delta[nv:]
+            after = self.objective()
+            if after < before:
+                info.update(loss=after, accepted=True, mu=mu)
+                self._radial_mu = max(mu / 3.0, 1e-12)
+                break
+            pot.set_feature_parameter_vector(v0)
+            pot.e0 = e00.copy()
+            mu *= 4.0
+        else:
+            self._radial_mu = mu
+        info["seconds"] = time.perf_counter() - t0
+        log.debug("radial step: objective %.6g -> %.6g (mu %.2e)", before, info["loss"], mu)
+        return info
 
     def data_loss(self) -> float:
         """The data part of the objective at the current model (per training configuration)."""
@@ -412,7 +463,7 @@ class ALSFitter:
             self._centre, self._centre_solved = 0, False
         from tqdm.auto import tqdm
 
-        per = max(1, d - (1 if self.settings.two_site else 0)) + self.settings.lm_steps
+        per = max(1, d - (1 if self.settings.two_site else 0)) + self.settings.lm_steps + self.settings.radial_steps
         bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
                    leave=False)
         try:
@@ -430,6 +481,10 @@ class ALSFitter:
                         steps.append(self.lm_step())
                         bar.update(1)
                     self._centre, self._centre_solved = 0, False
+                for _ in range(self.settings.radial_steps):
+                    steps.append(self.radial_step())
+                    bar.update(1)
+                    self._centre_solved = False  # the features moved: the centre core is no longer optimal
                 rec = {"sweep": s, "direction": direction, "steps": steps, "train_loss": self.objective(),
                        "bonds": [str(b) for b in tt.bonds[1:-1]], "num_parameters": self.pot.num_parameters,
                        "seconds": time.perf_counter() - t0}
@@ -475,7 +530,7 @@ class ALSFitter:
         if not self.checkpoint:
             return
         state = {"sweep_index": self.sweep_index, "stall": self._stall, "centre": self._centre,
-                 "centre_solved": self._centre_solved, "lm_mu": self._lm_mu,
+                 "centre_solved": self._centre_solved, "lm_mu": self._lm_mu, "radial_mu": self._radial_mu,
                  "fit_e0": self.fit_e0, "best_score": self.best[0] if self.best else None, "best_sweep": self.best[1] if self.best else None,
                  "history": json.loads(json.dumps(self.summary()["history"], default=float))}
         self.pot.metadata["fit_state"] = state
@@ -496,6 +551,7 @@ class ALSFitter:
         f.fit_e0 = state.get("fit_e0", True)
         f.sweep_index = state["sweep_index"]
         f._centre, f._centre_solved, f._lm_mu = state["centre"], state["centre_solved"], state["lm_mu"]
+        f._radial_mu = state.get("radial_mu", 1e-3)
         f._stall = state["stall"]
         f.history = state["history"]
         if state["best_score"] is not None:

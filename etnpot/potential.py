@@ -394,32 +394,41 @@ class ETNPotential:
             S_rows /= g.volumes[:, None, None]
         return LinearMap(g, E_rows, offset, F_rows, S_rows)
 
+    def _env_tangents(self, x, dx, L, R, upto, downto):
+        """Tangents of the environments for input tangents ``dx`` (blocks ``(n, T, 2l+1, C)``):
+        ``dL[s]`` for ``s = 0..upto`` and ``dR[s]`` for ``s = order..downto`` (dicts irrep -> block,
+        empty where zero), by forward-mode product rule through the cores."""
+        tt = self.tt
+        xb = [b[:, None] for b in x]
+        lift = lambda env: {a: v[:, None] for a, v in env.items()}
+        dL = {0: {}}
+        for s in range(upto):
+            nxt, u, du = {}, lift(L[s]), dL[s]
+            for (a, f, b), T, C in tt._arrays(s, x[0]):
+                for val in ((path_forward(du[a], xb[f], T, C) if a in du else None),
+                            (path_forward(u[a], dx[f], T, C) if a in u else None)):
+                    if val is not None:
+                        nxt[b] = nxt[b] + val if b in nxt else val
+            dL[s + 1] = nxt
+        dR = {tt.order: {}}
+        for s in range(tt.order - 1, downto - 1, -1):
+            nxt, w, dw = {}, lift(R[s + 1]), dR[s + 1]
+            for (a, f, b), T, C in tt._arrays(s, x[0]):
+                for val in ((path_backward(dw[b], xb[f], T, C) if b in dw else None),
+                            (path_backward(w[b], dx[f], T, C) if b in w else None)):
+                    if val is not None:
+                        nxt[a] = nxt[a] + val if a in nxt else val
+            dR[s] = nxt
+        return dL, dR
+
     def _design_tangent(self, k, sites, x, dx, L, R):
         """``d Phi / dt`` of core ``k`` (or of the supercore ``k, k+1``) for input tangents ``dx``
         (blocks ``(n, T, 2l+1, C)``), by the product rule over the environments and the input slots."""
         tt = self.tt
         xb = [b[:, None] for b in x]
         lift = lambda env: {a: v[:, None] for a, v in env.items()}
-        # forward tangents of the left environment through cores 0..k-1
-        u, du = lift(L[0]), {}
-        for s in range(k):
-            nxt = {}
-            for (a, f, b), T, C in tt._arrays(s, x[0]):
-                for val in ((path_forward(du[a], xb[f], T, C) if a in du else None),
-                            (path_forward(u[a], dx[f], T, C) if a in u else None)):
-                    if val is not None:
-                        nxt[b] = nxt[b] + val if b in nxt else val
-            u, du = lift(L[s + 1]), nxt
-        # tangents of the right environment through cores order-1 .. k+sites
-        w, dw = lift(R[tt.order]), {}
-        for s in range(tt.order - 1, k + sites - 1, -1):
-            nxt = {}
-            for (a, f, b), T, C in tt._arrays(s, x[0]):
-                for val in ((path_backward(dw[b], xb[f], T, C) if b in dw else None),
-                            (path_backward(w[b], dx[f], T, C) if b in w else None)):
-                    if val is not None:
-                        nxt[a] = nxt[a] + val if a in nxt else val
-            w, dw = lift(R[s]), nxt
+        dL, dR = self._env_tangents(x, dx, L, R, k, k + sites)
+        u, du, w, dw = lift(L[k]), dL[k], lift(R[k + sites]), dR[k + sites]
         if sites == 1:
             out = tt.site_design(k, u, dx, w)
             if du:
@@ -433,6 +442,138 @@ class ETNPotential:
         if dw:
             out = out + tt.two_site_design(k, u, xb, xb, dw)
         return out
+
+    # ------------------------------------------------------------ the radial/species parameters
+    def feature_parameter_vector(self) -> np.ndarray:
+        """``[radial_weights.ravel(), species_weights.ravel()]``: the parameters of the features."""
+        return np.concatenate([self.basis.radial_weights.ravel(), self.basis.species_weights.ravel()])
+
+    def set_feature_parameter_vector(self, v) -> None:
+        b = self.basis
+        nB = b.radial_weights.size
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (nB + b.species_weights.size,):
+            raise ValueError(f"expected {nB + b.species_weights.size} feature parameters, got shape {v.shape}")
+        b.radial_weights = v[:nB].reshape(b.radial_weights.shape).copy()
+        b.species_weights = v[nB:].reshape(b.species_weights.shape).copy()
+
+    def feature_linear_map(self, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
+        r"""Jacobian rows of energies, forces and stresses with respect to
+        :meth:`feature_parameter_vector` (radial weights ``B``, species weights ``A``) at the
+        current parameters: the Gauss–Newton linearization (the energy is a polynomial of degree
+        ``order`` in them, not linear).
+
+        With the pair radial table ``W_ab[l,c,n] = sum_k B[l,c,n,k] A[l,k,a,b] / s_lc`` and
+        ``g_i = dE_i/dF_i`` (one reverse sweep), ``dE/dW_ab[l,c,n] = sum_{pairs e=(i,j), z_i=a, z_j=b}
+        sum_m g_i[l,m,c] Y_lm(e) Q_n(r_e)``; force and stress rows differentiate this along every
+        pair-vector tangent, which needs the tangent of ``g_i`` (forward tangents of all left and
+        right environments) and of ``Y Q``.  ``energy_offset`` is the current energy.
+        """
+        g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
+        b = self.basis
+        blocks, cache = b.compute(g)
+        tt = self.tt
+        S, Lp, C, N, K = b.n_species, b.l_max + 1, b.n_channels, b.radial.n_basis, b.species_rank
+        PW = S * S * Lp * C * N
+        # chain rule W -> (B, A): dW[ab,l,c,n] / dB[l,c,n,k] = A[l,k,a,b]/s, dW/dA[l,k,a,b] = B[l,c,n,k]/s
+        sc = 1.0 / b.scale  # (L, C)
+        dW_dB = np.zeros((S, S, Lp, C, N, Lp, C, N, K))
+        dW_dA = np.zeros((S, S, Lp, C, N, Lp, K, S, S))
+        for l in range(Lp):
+            for c in range(C):
+                for n in range(N):
+                    dW_dB[:, :, l, c, n, l, c, n, :] = np.transpose(b.species_weights[l], (1, 2, 0)) * sc[l, c]
+                    for a in range(S):
+                        for bb in range(S):
+                            dW_dA[a, bb, l, c, n, l, :, a, bb] = b.radial_weights[l, c, n, :] * sc[l, c]
+        chain = np.concatenate([dW_dB.reshape(PW, -1), dW_dA.reshape(PW, -1)], axis=1)  # (PW, P_feat)
+        Pf = chain.shape[1]
+        Q, dQ = b.radial(cache.r)
+        ptype = g.species[g.i] * S + g.species[g.j]
+        E_rows = np.zeros((g.n_configs, Pf))
+        F_rows = np.zeros((g.n_atoms, 3, Pf)) if forces else None
+        S_rows = np.zeros((g.n_configs, 6, Pf)) if stress else None
+        energy = np.zeros(g.n_configs)
+        first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))
+        nnb = np.diff(first)
+        maxnb = int(nnb.max()) if g.n_atoms and nnb.size else 0
+        per_atom = max(1, 3 * maxnb) * (PW + sum(2 * l + 1 for l in range(Lp)) * (C + S)) * 8 * 6
+        chunk = max(1, int(memory_mb * 2**20 // per_atom))
+        for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
+            x = [bl[s0:s1] for bl in blocks]
+            L = tt.left_environments(x)
+            R = tt.right_environments(x, downto=0)
+            energy += np.bincount(g.atom_config[s0:s1], L[-1][tt.bonds[-1][0][0]][:, 0, 0] if tt.bonds[-1][0][0] in L[-1]
+                                  else np.zeros(s1 - s0), minlength=g.n_configs)
+            grad = [np.zeros_like(xl) for xl in x]
+            for s in range(tt.order):
+                for f, gf in tt.site_input_grad(s, L[s], R[s + 1], x[0]).items():
+                    grad[f] = grad[f] + gf
+            p0, p1 = first[s0], first[s1]
+            if p1 == p0:
+                continue
+            Ec = p1 - p0
+            pe = slice(p0, p1)
+            ie = g.i[pe] - s0
+            # energy: per pair G_e[l,c] = sum_m g_i[l,m,c] Y_lm(e); row += G_e (x) Q_e in the pair's W block
+            Ge = np.concatenate([np.einsum("emc,em->ec", grad[l][ie][:, :, :C], cache.Y[pe, l * l:(l + 1) ** 2])[:, None]
+                                 for l in range(Lp)], axis=1)  # (Ec, L, C)
+            contrib = np.zeros((Ec, S * S, Lp, C, N))
+            contrib[np.arange(Ec), ptype[pe]] = Ge[:, :, :, None] * Q[pe][:, None, None, :]
+            Mc = sp.csr_matrix((np.ones(Ec), (g.pair_config[pe], np.arange(Ec))), shape=(g.n_configs, Ec))
+            E_rows += (Mc @ contrib.reshape(Ec, PW)) @ chain
+            if not (forces or stress):
+                continue
+            nb = int(nnb[s0:s1].max())
+            slot = np.arange(p0, p1) - first[g.i[pe]]
+            dx = []
+            for l in range(Lp):
+                Gt = b.pair_tangents(cache, l, pairs=pe)
+                t = np.zeros((s1 - s0, nb, 3) + Gt.shape[2:])
+                t[ie, slot] = Gt
+                dx.append(t.reshape((s1 - s0, nb * 3) + Gt.shape[2:]))
+            dL, dR = self._env_tangents(x, dx, L, R, tt.order - 1, 1)
+            lift = lambda env: {a: v[:, None] for a, v in env.items()}
+            dg = [np.zeros((s1 - s0, 3 * nb) + xl.shape[1:]) for xl in x]
+            for s in range(tt.order):
+                for src in ((dL[s], lift(R[s + 1])), (lift(L[s]), dR[s + 1])):
+                    if src[0] and src[1]:
+                        for f, gf in tt.site_input_grad(s, src[0], src[1], x[0]).items():
+                            dg[f] = dg[f] + gf
+            # term 1: sum_{e in i} sum_m dg_i[t,l,m,c] Y_lm(e) Q_n(e) in block (z_i, z_j(e))
+            rows = np.zeros((s1 - s0, 3 * nb, S * S, Lp, C, N))
+            for l in range(Lp):
+                Yl = cache.Y[pe, l * l:(l + 1) ** 2]  # (Ec, 2l+1)
+                # Phi_i^{(type)}[l, m, n] = sum_{e in i, type} Y_lm Q_n
+                Phi = np.zeros((s1 - s0, S * S, 2 * l + 1, N))
+                np.add.at(Phi, (ie, ptype[pe]), Yl[:, :, None] * Q[pe][:, None, :])
+                rows[:, :, :, l] += np.einsum("itmc,ipmn->itpcn", dg[l][..., :C], Phi)
+            # term 2: the pair's own Y Q moves: g_i[l,m,c] d(Y_lm Q_n)/dr_e[a] in its (e, a) tangent slot
+            own = np.zeros((Ec, 3, Lp, C, N))
+            for l in range(Lp):
+                sl = slice(l * l, (l + 1) ** 2)
+                gi = grad[l][ie][:, :, :C]  # (Ec, m, C)
+                dYQ = (cache.rhat[pe][:, :, None, None] * cache.Y[pe, sl][:, None, :, None] * dQ[pe][:, None, None, :]
+                       + cache.dY[pe][:, :, sl][:, :, :, None] * Q[pe][:, None, None, :])  # (Ec, 3, m, N)
+                own[:, :, l] = np.einsum("emc,eamn->eacn", gi, dYQ)
+            rows_r = rows.reshape(s1 - s0, nb, 3, S * S, Lp, C, N)
+            rows_r[ie, slot, :, ptype[pe]] += own
+            dpe = rows_r[ie, slot].reshape(Ec, 3, PW) @ chain  # (Ec, 3, Pf): dJ_i/d r_e
+            if forces:
+                M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
+                                   (np.concatenate([g.i[pe], g.j[pe]]), np.tile(np.arange(Ec), 2))), shape=(g.n_atoms, Ec))
+                F_rows += (M @ dpe.reshape(Ec, 3 * Pf)).reshape(g.n_atoms, 3, Pf)
+            if stress:
+                W = np.empty((g.n_configs, 3, 3, Pf))
+                flat = dpe.reshape(Ec, 3 * Pf)
+                for bb in range(3):
+                    Mb = sp.csr_matrix((g.vectors[pe, bb], (g.pair_config[pe], np.arange(Ec))), shape=(g.n_configs, Ec))
+                    W[:, :, bb, :] = (Mb @ flat).reshape(g.n_configs, 3, Pf)
+                S_rows += np.stack([0.5 * (W[:, a, c] + W[:, c, a]) for a, c in VOIGT], axis=1)
+        if stress:
+            S_rows /= g.volumes[:, None, None]
+        offset = energy + np.bincount(g.atom_config, self.e0[g.species], minlength=g.n_configs)
+        return LinearMap(g, E_rows, offset, F_rows, S_rows)
 
 
 def _jsonable_rank(rank):

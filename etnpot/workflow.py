@@ -80,7 +80,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
     settings = FitSettings(sweeps=f["sweeps"], ridge=f["ridge"], two_site=f["two_site"], max_rank=f["max_rank"],
                            cutoff=f["cutoff"], max_supercore=f["max_supercore"], lm_steps=f["lm_steps"],
-                           max_lm_params=f["max_lm_params"], tol=f["tol"], patience=f["patience"],
+                           max_lm_params=f["max_lm_params"], radial_steps=f["radial_steps"], tol=f["tol"], patience=f["patience"],
                            chunk_atoms=f["chunk_atoms"], memory_mb=f["memory_mb"], seed=f["seed"])
     weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
     t_fit = time.perf_counter()

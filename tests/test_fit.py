@@ -178,3 +178,16 @@ def test_unknown_species_in_training_data_is_named():
     pot = etnpot.ETNPotential.random(["Si"], r_cut=3.8, order=2, l_max=1, rank=1)
     with pytest.raises(ValueError, match=r"training configuration 0 .*\['C'\]"):
         ALSFitter(pot, train, progress=False)
+
+
+def test_radial_and_lm_steps_lower_the_objective():
+    """The nonlinear steps (radial/species weights; all cores jointly) are accepted only when the
+    objective decreases: check they do decrease it on a misfit student."""
+    teacher, train, _ = teacher_data(order=2, rank=2, noise=0.3, n_train=8, n_test=1)
+    student = student_for(teacher, order=2, rank=2, noise=0.1)
+    student.basis.radial_weights *= 1.0 + 0.1 * np.random.default_rng(0).normal(size=student.basis.radial_weights.shape)
+    f = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-8), normalize=False, progress=False)
+    f.run()
+    for step in (f.radial_step, f.lm_step):
+        info = step()
+        assert info["accepted"] and info["loss"] < info["loss_before"], info

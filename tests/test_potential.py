@@ -205,3 +205,25 @@ def test_bad_hyperparameters(kwargs, msg):
     base.update(kwargs)
     with pytest.raises(ValueError, match=msg):
         etnpot.ETNPotential.build(**base)
+
+
+def test_feature_parameter_jacobian_fd(pot4):
+    """Gauss–Newton rows for the radial/species weights equal central finite differences."""
+    pot = pot4.copy()
+    pot.basis.species_weights += 0.2 * np.random.default_rng(3).normal(size=pot.basis.species_weights.shape)
+    configs = [rattled_triclinic(14), random_cluster(15)]
+    lm = pot.feature_linear_map(configs, memory_mb=0.5)
+    v0 = pot.feature_parameter_vector()
+    d = np.random.default_rng(4).normal(size=v0.size)
+    h = 1e-6
+    res = []
+    for sgn in (1, -1):
+        p = pot.copy()
+        p.set_feature_parameter_vector(v0 + sgn * h * d)
+        res.append(p.compute(configs))
+    for key, rows in (("energy", lm.energy_rows), ("forces", lm.force_rows)):
+        fd = (res[0][key] - res[1][key]) / (2 * h)
+        np.testing.assert_allclose(rows @ d, fd, atol=1e-6 * max(1.0, np.abs(fd).max()))
+    fd = (res[0]["stress"][0] - res[1]["stress"][0]) / (2 * h)
+    np.testing.assert_allclose(lm.stress_rows[0] @ d, fd, atol=1e-6 * max(1.0, np.abs(fd).max()))
+    np.testing.assert_allclose(lm.energy_offset, pot.compute(configs)["energy"], rtol=1e-12)

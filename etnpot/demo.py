@@ -43,7 +43,7 @@ def run_demo(out: str = "etnpot-demo.etn", sweeps: int = 4, md_steps: int = 200,
     print(f"model: {pot}")
     t0 = time.perf_counter()
     fitter = ALSFitter(pot, train, valid, weights=Weights(energy=3e4, forces=1.0, stress=0.0),
-                       settings=FitSettings(sweeps=sweeps, ridge=1e-8), progress=progress)
+                       settings=FitSettings(sweeps=sweeps, ridge=1e-8, radial_steps=1), progress=progress)
     fitter.run()
     fit_time = time.perf_counter() - t0
     print(f"fit: {len(fitter.history)} sweeps in {fit_time:.1f} s")

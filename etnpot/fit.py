@@ -83,7 +83,7 @@ class FitSettings:
     cutoff: float = 0.0
     max_supercore: int = 20000
     lm_steps: int = 0  # Levenberg–Marquardt steps on all cores after each sweep
-    radial_steps: int = 0  # Levenberg–Marquardt steps on the radial/species weights after each sweep
+    radial_steps: int = 1  # Levenberg–Marquardt steps on the radial/species weights after each sweep
     max_lm_params: int = 8000
     tol: float = 1e-4  # stop when the validation (else training) loss improves by less than this, relatively
     patience: int = 2

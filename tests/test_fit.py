@@ -33,7 +33,7 @@ def test_recovers_known_pair_polynomial():
     order-3 model's space; from the constant-path initialization one sweep recovers it exactly."""
     teacher, train, test = teacher_data(order=1, rank=1, n_train=10, n_test=4)
     student = student_for(teacher, order=3, rank=2, noise=0.0)
-    ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=0.0), normalize=False, progress=False).run()
+    ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=0.0, radial_steps=0), normalize=False, progress=False).run()
     for data in (train, test):
         e, f = rel_errors(student, data)
         assert e < 1e-9 and f < 1e-9, (e, f)
@@ -45,7 +45,7 @@ def test_dmrg_recovers_order2_teacher_exactly():
     machine precision on training and held-out configurations; the ranks adapt per irrep."""
     teacher, train, test = teacher_data(order=2, rank=2, n_train=16, n_test=4)
     student = student_for(teacher, order=2, rank=2, noise=1e-3)
-    f = ALSFitter(student, train, settings=FitSettings(sweeps=2, ridge=0.0, two_site=True, cutoff=1e-12),
+    f = ALSFitter(student, train, settings=FitSettings(sweeps=2, ridge=0.0, two_site=True, cutoff=1e-12, radial_steps=0),
                   normalize=False, progress=False)
     f.run()
     for data in (train, test):
@@ -61,7 +61,7 @@ def test_teacher_student_same_ranks_order3():
     teacher, train, test = teacher_data(order=3, rank=2, noise=0.05, n_train=16, n_test=4)
     student = student_for(teacher, order=3, rank=2, noise=1e-4)
     before = rel_errors(student, train)
-    ALSFitter(student, train, settings=FitSettings(sweeps=3, ridge=0.0, lm_steps=1, tol=0),
+    ALSFitter(student, train, settings=FitSettings(sweeps=3, ridge=0.0, lm_steps=1, tol=0, radial_steps=0),
               normalize=False, progress=False).run()
     after = rel_errors(student, train)
     held = rel_errors(student, test)
@@ -104,7 +104,7 @@ def test_ridge_on_centre_equals_full_tensor_norm():
 def test_dmrg_truncation_respects_max_rank_and_reports_discarded_weight():
     teacher, train, _ = teacher_data(order=3, rank=2, noise=0.3, n_train=10, n_test=1)
     student = student_for(teacher, order=3, rank=2, noise=0.1)
-    f = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-6, two_site=True, max_rank=1),
+    f = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-6, two_site=True, max_rank=1, radial_steps=0),
                   normalize=False, progress=False)
     f.run()
     for bond in student.tt.bonds[1:-1]:
@@ -112,7 +112,7 @@ def test_dmrg_truncation_respects_max_rank_and_reports_discarded_weight():
     steps = f.history[0]["steps"]
     assert all("discarded" in s for s in steps) and max(s["discarded"] for s in steps) > 0
     # and a larger cap lets a rank grow above the starting one
-    g = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-6, two_site=True, max_rank=4),
+    g = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-6, two_site=True, max_rank=4, radial_steps=0),
                   e0="keep", normalize=False, progress=False)
     g.run()
     assert max(m for b in student.tt.bonds[1:-1] for _, m in b) > 1
@@ -154,7 +154,7 @@ def test_same_seed_bit_identical_file(tmp_path):
 def test_history_validation_and_early_stopping():
     teacher, train, test = teacher_data(order=2, rank=2, noise=0.3, n_train=10, n_test=3)
     student = student_for(teacher, order=2, rank=2, noise=0.1)
-    f = ALSFitter(student, train, test, settings=FitSettings(sweeps=30, ridge=1e-3, tol=0.5, patience=1),
+    f = ALSFitter(student, train, test, settings=FitSettings(sweeps=30, ridge=1e-3, tol=0.5, patience=1, radial_steps=0),
                   normalize=False, progress=False)
     hist = f.run()
     assert 1 < len(hist) < 30  # stopped early
@@ -167,7 +167,7 @@ def test_config_type_weights_change_the_fit():
     fits = []
     for w in ({}, {"odd": {"forces": 0.0, "energy": 0.0}}):
         s = student_for(teacher, order=2, rank=1, noise=0.1)
-        ALSFitter(s, train, weights=Weights(config_types=w), settings=FitSettings(sweeps=2),
+        ALSFitter(s, train, weights=Weights(config_types=w), settings=FitSettings(sweeps=2, radial_steps=0),
                   normalize=False, progress=False).run()
         fits.append(s.tt.core_vector(0))
     assert np.abs(fits[0] - fits[1]).max() > 1e-6
@@ -186,7 +186,7 @@ def test_radial_and_lm_steps_lower_the_objective():
     teacher, train, _ = teacher_data(order=2, rank=2, noise=0.3, n_train=8, n_test=1)
     student = student_for(teacher, order=2, rank=2, noise=0.1)
     student.basis.radial_weights *= 1.0 + 0.1 * np.random.default_rng(0).normal(size=student.basis.radial_weights.shape)
-    f = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-8), normalize=False, progress=False)
+    f = ALSFitter(student, train, settings=FitSettings(sweeps=1, ridge=1e-8, radial_steps=0), normalize=False, progress=False)
     f.run()
     for step in (f.radial_step, f.lm_step):
         info = step()

@@ -89,6 +89,9 @@ def save(potential, path) -> str:
     blob = np.frombuffer(json.dumps(header, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".etnpot-", suffix=".tmp", dir=d)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a model file gets the user's usual mode
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, header=blob, **arrays)

@@ -89,3 +89,14 @@ def test_overwrite_is_atomic(small_pot, tmp_path):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.etn"]  # no temporary file left
     assert zipfile.is_zipfile(path)
+
+
+def test_saved_file_has_the_users_mode(small_pot, tmp_path):
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        small_pot.save(tmp_path / "m.etn")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "m.etn").st_mode) == 0o644

@@ -28,6 +28,10 @@ Sections and keys (all but ``data.train`` optional)::
     [output]
     model = "model.etn"; checkpoint = "model.ckpt"; report = "report.json"
 
+    [distributed]                         # optional: assemble the local problems on Dask workers
+    scheduler = "tcp://host:8786"         # or "local" (a LocalCluster of n_workers processes)
+    n_workers = 2
+
 Unknown or misspelled keys are errors, with a suggestion.
 """
 from __future__ import annotations
@@ -52,6 +56,7 @@ DEFAULTS = {
             "memory_mb": 256.0, "seed": 0, "init": "constant", "init_noise": 1e-3, "e0": "fit"},
     "weights": {"energy": 30000.0, "forces": 1.0, "stress": 0.0, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
+    "distributed": {"scheduler": "", "n_workers": 2},
 }
 
 

@@ -180,22 +180,36 @@ class OneParticleBasis:
         return G
 
     # ------------------------------------------------------------ normalization
-    def normalize(self, graph: Graph) -> None:
-        """Set ``shift`` (per-species mean of the ``l = 0`` channels) and ``scale`` (RMS per
-        ``(l, c)``) from the atoms of ``graph``, so that every feature is O(1)."""
+    def moments(self, graph: Graph) -> dict:
+        """Sums over the atoms of ``graph`` from which :meth:`set_normalization` computes the
+        normalization; sums of several graphs add up (so it can be reduced over chunks)."""
+        saved = self.shift.copy(), self.scale.copy()
         self.shift[:] = 0.0
         self.scale[:] = 1.0
-        blocks, _ = self.compute(graph)
-        C = self.n_channels
-        for s in range(self.n_species):
-            mask = graph.species == s
-            if mask.any():
-                self.shift[s] = blocks[0][mask, 0, :C].mean(axis=0)
-        for l, F in enumerate(blocks):
-            x = F[:, :, :C]
-            if l == 0:
-                x = x - self.shift[graph.species][:, None, :]
-            rms = np.sqrt(np.mean(x**2, axis=(0, 1))) if len(x) else np.ones(C)
-            self.scale[l] = np.where(rms > 1e-12, rms, 1.0)
-        # the shift was measured on unscaled features: express it in scaled units
-        self.shift /= self.scale[0][None, :]
+        try:
+            blocks, _ = self.compute(graph)
+        finally:
+            self.shift[:], self.scale[:] = saved
+        C, S = self.n_channels, self.n_species
+        onehot = np.zeros((graph.n_atoms, S))
+        onehot[np.arange(graph.n_atoms), graph.species] = 1.0
+        x0 = blocks[0][:, 0, :C]
+        return {"count": onehot.sum(0), "sum0": onehot.T @ x0, "sumsq0": onehot.T @ (x0 * x0),
+                "sumsq": np.array([np.sum(F[:, :, :C] ** 2, axis=(0, 1)) for F in blocks]),
+                "n_atoms": graph.n_atoms}
+
+    def set_normalization(self, m: dict) -> None:
+        """Set ``shift`` (per-species mean of the ``l = 0`` channels) and ``scale`` (RMS per
+        ``(l, c)``, after centring for ``l = 0``) from :meth:`moments` (possibly summed)."""
+        n = max(float(m["n_atoms"]), 1.0)
+        cnt = np.maximum(m["count"], 1.0)[:, None]
+        mean = m["sum0"] / cnt  # (S, C), unscaled
+        rms = np.sqrt(m["sumsq"] / (n * (2 * np.arange(self.l_max + 1) + 1))[:, None])
+        centred = np.sum(m["sumsq0"] - m["count"][:, None] * mean * mean, axis=0) / n
+        rms[0] = np.sqrt(np.clip(centred, 0.0, None))
+        self.scale[:] = np.where(rms > 1e-12, rms, 1.0)
+        self.shift[:] = np.where(m["count"][:, None] > 0, mean, 0.0) / self.scale[0][None, :]
+
+    def normalize(self, graph: Graph) -> None:
+        """Set ``shift`` and ``scale`` from the atoms of ``graph`` so that every feature is O(1)."""
+        self.set_normalization(self.moments(graph))

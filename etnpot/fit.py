@@ -45,10 +45,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.linalg as sla
 
-from .data import Configuration, fit_e0
+from . import chunks as C
+from .data import Configuration
 from .io import load, save
 from .lstsq import LeastSquares
-from .metrics import error_table
 
 __all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
 
@@ -110,149 +110,96 @@ class ALSFitter:
     """
 
     def __init__(self, potential, train, validation=None, weights=None, settings=None, e0="fit",
-                 normalize=True, checkpoint=None, progress=True):
+                 normalize=True, checkpoint=None, progress=True, client=None):
         self.pot = potential
-        self.train = list(train)
-        self.validation = list(validation or [])
-        if not self.train:
-            raise ValueError("the training set is empty")
         self.weights = weights or Weights()
         self.settings = settings or FitSettings()
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
-        self._check_species(self.train, "training")
-        self._check_species(self.validation, "validation")
+        self.client = client
+        self._chunks = self._as_chunks(train)
+        self._valid_chunks = self._as_chunks(validation or [])
+        if not self._chunks:
+            raise ValueError("the training set is empty")
+        counts = self._map(C.n_configs, self._chunks, reduce=False)
+        self.n_conf = int(sum(counts))
+        if self.n_conf == 0:
+            raise ValueError("the training set is empty")
+        for name, chunks in (("training", self._chunks), ("validation", self._valid_chunks)):
+            offset = 0
+            for ch, bad in zip(chunks, self._map(C.unknown_species, chunks, self.pot.species, reduce=False)):
+                if bad:
+                    i, src, syms = bad[0]
+                    raise ValueError(f"{name} configuration {offset + i}" + (f" ({src})" if src else "") +
+                                     f": species {syms} not in the model's species {self.pot.species}")
+                offset += C.n_configs(ch)
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
-            self.pot.e0 = fit_e0(self.train, self.pot.species)
+            CtC, CtE = self._map(C.e0_system, self._chunks, self.pot.species)
+            self.pot.e0 = np.linalg.lstsq(CtC, CtE, rcond=None)[0]
         elif e0 is not None and e0 != "keep":
             self.pot.e0 = np.array([float(dict(e0)[s]) for s in self.pot.species])
         if normalize:
-            self.pot.basis.normalize(self.pot.graph([c.atoms for c in self.train]))
-        self._chunks = self._make_chunks(self.train)
+            self.pot.basis.set_normalization(self._map(C.feature_moments, self._chunks, self.pot))
         self.history: list[dict] = []
         self.sweep_index = 0
         self.best = None  # (score, sweep, model copy)
         self._stall = 0
         self._lm_mu = 1e-3
         self._radial_mu = 1e-3
-        self.n_conf = len(self.train)
+        self._centre, self._centre_solved = 0, False
 
-    # ------------------------------------------------------------ data
-    def _check_species(self, configs, name):
-        known = set(self.pot.species)
-        for i, c in enumerate(configs):
-            bad = set(c.atoms.get_chemical_symbols()) - known
-            if bad:
-                raise ValueError(f"{name} configuration {i} ({c.source or 'no source'}): species {sorted(bad)} "
-                                 f"not in the model's species {self.pot.species}")
+    # ------------------------------------------------------------ data (map-reduce over chunks)
+    def _as_chunks(self, data):
+        data = list(data)
+        if data and all(isinstance(d, (C.MemoryChunk, C.FileChunk)) for d in data):
+            return data
+        if any(not isinstance(d, Configuration) for d in data):
+            raise TypeError("training/validation data must be Configuration objects or chunks (etnpot.chunks)")
+        return C.make_memory_chunks(data, self.settings.chunk_atoms)
 
-    def _make_chunks(self, configs):
-        chunks, cur, n = [], [], 0
-        for c in configs:
-            cur.append(c)
-            n += len(c.atoms)
-            if n >= self.settings.chunk_atoms:
-                chunks.append(cur)
-                cur, n = [], 0
-        if cur:
-            chunks.append(cur)
-        out = []
-        for ch in chunks:
-            g = self.pot.graph([c.atoms for c in ch])
-            out.append((ch, g, self._targets(ch)))
-        return out
+    def _map(self, fn, chunks, *args, reduce=True):
+        """Apply ``fn(chunk, *args)`` to every chunk and merge the results (``reduce``) or list them:
+        inline, or on the Dask workers of ``client`` (:mod:`etnpot.distributed`)."""
+        if not chunks:
+            return None if reduce else []
+        if self.client is not None:
+            from .distributed import map_reduce
 
-    def _targets(self, ch):
-        S = len(self.pot.species)
-        t = {"E": [], "Ew": [], "N": [], "counts": [], "F": [], "Fw": [], "S": [], "Sw": []}
-        for c in ch:
-            we, wf, ws = self.weights.for_type(c.config_type)
-            n = len(c.atoms)
-            t["N"].append(n)
-            t["counts"].append(np.bincount(self.pot.species_index(c.atoms.numbers), minlength=S))
-            t["E"].append(c.energy if c.energy is not None else 0.0)
-            t["Ew"].append(c.weight * we if c.energy is not None else 0.0)
-            t["F"].append(c.forces if c.forces is not None else np.zeros((n, 3)))
-            t["Fw"].append(np.full(3 * n, c.weight * wf if c.forces is not None else 0.0))
-            t["S"].append(c.stress if c.stress is not None else np.zeros(6))
-            t["Sw"].append(np.full(6, c.weight * ws if c.stress is not None else 0.0))
-        return {"E": np.array(t["E"]), "Ew": np.array(t["Ew"]), "N": np.array(t["N"], float),
-                "counts": np.array(t["counts"], float), "F": np.concatenate(t["F"]).ravel(),
-                "Fw": np.concatenate(t["Fw"]), "S": np.concatenate(t["S"]), "Sw": np.concatenate(t["Sw"])}
+            return map_reduce(self.client, fn, chunks, args, reduce=reduce)
+        if not reduce:
+            return [fn(c, *args) for c in chunks]
+        return C.tree_reduce((fn(c, *args) for c in chunks), C.merge)  # streamed
+
+    def errors(self, data) -> dict | None:
+        """Error table (:func:`etnpot.metrics.error_table` layout) of the current model on ``data``
+        (configurations or chunks), computed chunk by chunk (on the workers, with a client)."""
+        from .metrics import table_from_sums
+
+        chunks = data if (data and isinstance(data[0], (C.MemoryChunk, C.FileChunk))) else self._as_chunks(data or [])
+        if not chunks:
+            return None
+        return table_from_sums(self._map(C.error_sums, chunks, self.pot))
 
     # ------------------------------------------------------------ local problems
     def _want_stress(self):
         return self.weights.stress > 0 or any("stress" in v for v in self.weights.config_types.values())
 
-    def _rows(self, maps, t, theta0=None, current=None):
-        """Weighted rows ``A`` (columns: the blocks of ``maps``, then dE0) and targets ``y`` of a chunk.
-
-        With ``theta0`` (the current vector of ``maps[0]``) the targets are residuals
-        ``y - model``: the Gauss–Newton form.
-        """
-        S = len(self.pot.species)
-        N = t["N"]
-        e_cols = [lm.energy_rows / N[:, None] for lm in maps]
-        f_cols = [lm.force_rows.reshape(-1, lm.force_rows.shape[-1]) for lm in maps]
-        lm0 = maps[0]
-        blocks_e, blocks_f = np.hstack(e_cols), np.hstack(f_cols)
-        ye = (t["E"] - lm0.energy_offset) / N
-        yf = t["F"].copy()
-        if theta0 is not None:
-            ye = ye - (lm0.energy_rows @ theta0) / N
-            yf = yf - lm0.force_rows.reshape(-1, len(theta0)) @ theta0
-        if current is not None:  # residual targets of a Gauss-Newton step (energy_offset = current energy)
-            yf = yf - current["forces"].ravel()
-        parts = [(blocks_e, ye, t["Ew"]), (blocks_f, yf, t["Fw"])]
-        if self._want_stress():
-            s_cols = np.hstack([np.nan_to_num(lm.stress_rows.reshape(-1, lm.stress_rows.shape[-1])) for lm in maps])
-            ys = t["S"].copy()
-            if current is not None:
-                ys = ys - np.nan_to_num(current["stress"].ravel())
-            if theta0 is not None:
-                ys = ys - np.nan_to_num(lm0.stress_rows.reshape(-1, len(theta0)) @ theta0)
-            parts.append((s_cols, ys, t["Sw"]))
-        A = np.vstack([p[0] for p in parts])
-        if self.fit_e0:
-            e0c = np.zeros((A.shape[0], S))
-            e0c[: len(N)] = t["counts"] / N[:, None]
-            A = np.hstack([A, e0c])
-        y = np.concatenate([p[1] for p in parts])
-        sw = np.sqrt(np.concatenate([p[2] for p in parts]))
-        keep = sw > 0
-        return A[keep] * sw[keep, None], y[keep] * sw[keep]
+    def _least_squares(self, what, k=0):
+        return self._map(C.least_squares, self._chunks, self.pot, self.weights, what, k, self.fit_e0,
+                         self._want_stress(), self.settings.memory_mb)
 
     def assemble(self, k: int, sites: int = 1):
         """The local problem of core ``k`` (or supercore ``k, k+1``) as a streamed
         :class:`~etnpot.lstsq.LeastSquares` (unknowns ``[core, dE0]``; ``loss/n_conf`` is the
         data part of the objective)."""
-        pot = self.pot
-        want_s = self._want_stress()
-        ls = None
-        for ch, g, t in self._chunks:
-            lm = (pot.core_linear_map if sites == 1 else pot.supercore_linear_map)(
-                k, g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
-            A, y = self._rows([lm], t)
-            ls = ls or LeastSquares(A.shape[1])
-            ls.add(A, y)
-        return ls
+        return self._least_squares("core" if sites == 1 else "supercore", k)
 
     def assemble_all(self):
         """Gauss–Newton problem for all cores at once (columns ``[core 0, ..., core d-1, dE0]``,
         targets the current residuals).  Because the energy is multilinear in the cores, the
         Jacobian is the row-wise concatenation of the per-core linear maps."""
-        pot = self.pot
-        want_s = self._want_stress()
-        ls = None
-        theta0 = pot.tt.core_vector(0)
-        for ch, g, t in self._chunks:
-            maps = [pot.core_linear_map(k, g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
-                    for k in range(pot.order)]
-            A, r = self._rows(maps, t, theta0=theta0)
-            ls = ls or LeastSquares(A.shape[1])
-            ls.add(A, r)
-        return ls
+        return self._least_squares("cores")
 
     def radial_step(self, max_tries: int = 8) -> dict:
         """One Levenberg–Marquardt step on the radial and species weights of the features (and
@@ -261,14 +208,7 @@ class ALSFitter:
         accepted only if the objective decreases."""
         t0 = time.perf_counter()
         pot = self.pot
-        want_s = self._want_stress()
-        ls = None
-        for ch, g, t in self._chunks:
-            lm = pot.feature_linear_map(g, forces=True, stress=want_s, memory_mb=self.settings.memory_mb)
-            cur = pot._compute_graph(g, forces=True, stress=want_s)
-            A, r = self._rows([lm], t, current=cur)
-            ls = ls or LeastSquares(A.shape[1])
-            ls.add(A, r)
+        ls = self._least_squares("features")
         before = self.objective()
         v0, e00 = pot.feature_parameter_vector(), pot.e0.copy()
         nv = len(v0)
@@ -298,14 +238,7 @@ class ALSFitter:
 
     def data_loss(self) -> float:
         """The data part of the objective at the current model (per training configuration)."""
-        total = 0.0
-        for ch, g, t in self._chunks:
-            res = self.pot._compute_graph(g, forces=True, stress=self._want_stress())
-            total += float(np.sum(t["Ew"] * ((res["energy"] - t["E"]) / t["N"]) ** 2))
-            total += float(np.sum(t["Fw"] * (res["forces"].ravel() - t["F"]) ** 2))
-            if self._want_stress():
-                total += float(np.sum(t["Sw"] * np.nan_to_num(res["stress"].ravel() - t["S"]) ** 2))
-        return total / self.n_conf
+        return self._map(C.data_loss, self._chunks, self.pot, self.weights, self._want_stress()) / self.n_conf
 
     def objective(self) -> float:
         """Data loss plus ``ridge * ||W||^2`` (the full tensor's norm, gauge independent)."""
@@ -438,8 +371,6 @@ class ALSFitter:
             return rec["validation_loss"]
         return rec["train_loss"]
 
-    def _errors(self, configs):
-        return error_table(self.pot, configs) if configs else None
 
     def _loss_of_table(self, tab):
         if not tab:
@@ -488,7 +419,7 @@ class ALSFitter:
                 rec = {"sweep": s, "direction": direction, "steps": steps, "train_loss": self.objective(),
                        "bonds": [str(b) for b in tt.bonds[1:-1]], "num_parameters": self.pot.num_parameters,
                        "seconds": time.perf_counter() - t0}
-                rec["validation"] = self._errors(self.validation)
+                rec["validation"] = self.errors(self._valid_chunks)
                 rec["validation_loss"] = self._loss_of_table(rec["validation"])
                 self.history.append(rec)
                 self.sweep_index += 1
@@ -518,7 +449,7 @@ class ALSFitter:
     def summary(self) -> dict:
         return {"settings": asdict(self.settings),
                 "weights": asdict(self.weights),
-                "n_train": len(self.train), "n_validation": len(self.validation),
+                "n_train": self.n_conf, "n_validation": int(sum(self._map(C.n_configs, self._valid_chunks, reduce=False))),
                 "best_sweep": self.best[1] if self.best else None,
                 # no wall-clock times here: the saved model must be bit-identical for the same seed
                 "history": [{k: v for k, v in h.items() if k not in ("steps", "seconds")} | {"steps": [
@@ -540,14 +471,15 @@ class ALSFitter:
         del self.pot.metadata["fit_state"]
 
     @classmethod
-    def resume(cls, checkpoint, train, validation=None, weights=None, settings=None, progress=True) -> "ALSFitter":
+    def resume(cls, checkpoint, train, validation=None, weights=None, settings=None, progress=True,
+               client=None) -> "ALSFitter":
         """Continue an interrupted fit from its checkpoint (same data, weights and settings)."""
         pot = load(checkpoint)
         state = pot.metadata.pop("fit_state", None)
         if state is None:
             raise ValueError(f"{checkpoint}: not an etnpot fit checkpoint (no fit_state)")
         f = cls(pot, train, validation, weights, settings, e0="keep", normalize=False, checkpoint=checkpoint,
-                progress=progress)
+                progress=progress, client=client)
         f.fit_e0 = state.get("fit_e0", True)
         f.sweep_index = state["sweep_index"]
         f._centre, f._centre_solved, f._lm_mu = state["centre"], state["centre_solved"], state["lm_mu"]

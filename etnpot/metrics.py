@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["predict", "error_table", "format_error_table"]
+__all__ = ["predict", "error_table", "error_sums", "merge_error_sums", "table_from_sums", "format_error_table"]
 
 EV_A3_TO_GPA = 160.21766208
 
@@ -45,42 +45,63 @@ def predict(potential, configs, chunk_atoms: int = 4000):
     return out
 
 
-def _stats(x):
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        return None
-    return {"rmse": float(np.sqrt(np.mean(x * x))), "mae": float(np.mean(np.abs(x)))}
+def error_sums(potential, configs, predictions=None) -> dict:
+    """Sums of errors per config type (``{type: {"n": .., "energy": [n, sum e^2, sum |e|], ...}}``);
+    sums of several sets add up with :func:`merge_error_sums` (for chunked or distributed data).
+    Energy errors in meV/atom, forces in eV/Å, stress in GPa."""
+    configs = list(configs)
+    pred = predictions if predictions is not None else predict(potential, configs)
+    out: dict = {}
+    for c, p in zip(configs, pred):
+        d = out.setdefault(c.config_type, {"n": 0, "energy": [0, 0.0, 0.0], "forces": [0, 0.0, 0.0],
+                                           "stress": [0, 0.0, 0.0]})
+        d["n"] += 1
+        errs = {}
+        if c.energy is not None:
+            errs["energy"] = np.atleast_1d(1000.0 * (p["energy"] - c.energy) / len(c.atoms))
+        if c.forces is not None:
+            errs["forces"] = (p["forces"] - c.forces).ravel()
+        if c.stress is not None and p["stress"] is not None:
+            errs["stress"] = EV_A3_TO_GPA * (p["stress"] - c.stress)
+        for key, e in errs.items():
+            d[key][0] += e.size
+            d[key][1] += float(np.sum(e * e))
+            d[key][2] += float(np.sum(np.abs(e)))
+    return out
+
+
+def merge_error_sums(a: dict, b: dict) -> dict:
+    out = {k: {"n": v["n"], **{q: list(v[q]) for q in ("energy", "forces", "stress")}} for k, v in a.items()}
+    for k, v in b.items():
+        d = out.setdefault(k, {"n": 0, "energy": [0, 0.0, 0.0], "forces": [0, 0.0, 0.0], "stress": [0, 0.0, 0.0]})
+        d["n"] += v["n"]
+        for q in ("energy", "forces", "stress"):
+            d[q] = [x + y for x, y in zip(d[q], v[q])]
+    return out
+
+
+def table_from_sums(sums: dict) -> dict:
+    """The :func:`error_table` layout from :func:`error_sums`."""
+    def stats(t):
+        n, s2, s1 = t
+        return {"rmse": float(np.sqrt(s2 / n)), "mae": float(s1 / n)} if n else None
+
+    def table(groups):
+        tot = {"n": 0, "energy": [0, 0.0, 0.0], "forces": [0, 0.0, 0.0], "stress": [0, 0.0, 0.0]}
+        for v in groups:
+            tot["n"] += v["n"]
+            for q in ("energy", "forces", "stress"):
+                tot[q] = [x + y for x, y in zip(tot[q], v[q])]
+        return {"n_configs": tot["n"], **{q: stats(tot[q]) for q in ("energy", "forces", "stress")}}
+
+    out = table(sums.values())
+    out["by_config_type"] = {k: table([sums[k]]) for k in sorted(sums)}
+    return out
 
 
 def error_table(potential, configs, predictions=None) -> dict:
     """RMSE/MAE of E (meV/atom), F (eV/Å), stress (GPa), overall and per config type."""
-    configs = list(configs)
-    pred = predictions if predictions is not None else predict(potential, configs)
-    groups: dict[str, dict[str, list]] = {}
-
-    def add(ctype, key, vals):
-        for g in ("__all__", ctype):
-            groups.setdefault(g, {"energy": [], "forces": [], "stress": [], "n": 0})[key].append(vals)
-
-    for c, p in zip(configs, pred):
-        for g in ("__all__", c.config_type):
-            groups.setdefault(g, {"energy": [], "forces": [], "stress": [], "n": 0})["n"] += 1
-        if c.energy is not None:
-            add(c.config_type, "energy", np.atleast_1d(1000.0 * (p["energy"] - c.energy) / len(c.atoms)))
-        if c.forces is not None:
-            add(c.config_type, "forces", (p["forces"] - c.forces).ravel())
-        if c.stress is not None and p["stress"] is not None:
-            add(c.config_type, "stress", EV_A3_TO_GPA * (p["stress"] - c.stress))
-
-    def table(g):
-        d = groups[g]
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)
-        return {"n_configs": d["n"], "energy": _stats(cat(d["energy"])), "forces": _stats(cat(d["forces"])),
-                "stress": _stats(cat(d["stress"]))}
-
-    out = table("__all__") if configs else {"n_configs": 0, "energy": None, "forces": None, "stress": None}
-    out["by_config_type"] = {g: table(g) for g in sorted(groups) if g != "__all__"}
-    return out
+    return table_from_sums(error_sums(potential, configs, predictions))
 
 
 def format_error_table(table: dict, title: str = "") -> str:

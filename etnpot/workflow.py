@@ -12,7 +12,7 @@ import numpy as np
 from .config import resolve_data_root, validate_config
 from .data import DataError, read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights
-from .metrics import error_table, format_error_table
+from .metrics import format_error_table
 from .potential import ETNPotential
 
 __all__ = ["run_fit", "read_files", "file_sha256"]
@@ -62,48 +62,77 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if d["shear_order"]:
         keys["shear_order"] = d["shear_order"]
     read = lambda paths: read_files(paths, root, **keys)
+    full = lambda paths: [p if (os.path.isabs(p) or root is None) else os.path.join(root, p) for p in paths]
+    dist = cfg["distributed"]
+    client = None
     t0 = time.perf_counter()
-    train, prov_train = read(d["train"])
-    if d["validation"]:
-        validation, prov_val = read(d["validation"])
+    if dist["scheduler"]:
+        # distributed: the workers count and read the files; the client never holds the data
+        from .distributed import file_chunks, start_client
+
+        client = start_client(dist["scheduler"], dist["n_workers"])
+        log.info("dask client: %s", client)
+        for p in full(d["train"] + d["validation"] + d["test"]):
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"data file not found: {p}")
+        vfrac = 0.0 if d["validation"] else d["validation_fraction"]
+        train, validation = file_chunks(client, full(d["train"]), f["chunk_atoms"], keys, vfrac, f["seed"])
+        if d["validation"]:
+            validation, _ = file_chunks(client, full(d["validation"]), f["chunk_atoms"], keys)
+        test = file_chunks(client, full(d["test"]), f["chunk_atoms"], keys)[0] if d["test"] else []
+        prov = lambda paths: [{"path": os.path.abspath(p), "sha256": file_sha256(p)} for p in full(paths)]
+        prov_train, prov_val, prov_test = prov(d["train"]), prov(d["validation"]), prov(d["test"])
+        species = m["species"]
+        if not species:
+            from .distributed import map_reduce
+            from .chunks import species_of
+
+            found = set()
+            for s in map_reduce(client, species_of, train, reduce=False):
+                found |= set(s)
+            species = sorted(found, key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
     else:
-        train, validation = split_train_validation(train, d["validation_fraction"], seed=f["seed"])
-        prov_val = []
-    test, prov_test = read(d["test"]) if d["test"] else ([], [])
-    if not train:
-        raise DataError("the training set is empty")
-    log.info("data: %d train, %d validation, %d test configurations (%.1f s)", len(train), len(validation), len(test),
-             time.perf_counter() - t0)
-    species = m["species"] or sorted({s for c in train for s in c.atoms.get_chemical_symbols()},
-                                     key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
+        train, prov_train = read(d["train"])
+        if d["validation"]:
+            validation, prov_val = read(d["validation"])
+        else:
+            train, validation = split_train_validation(train, d["validation_fraction"], seed=f["seed"])
+            prov_val = []
+        test, prov_test = read(d["test"]) if d["test"] else ([], [])
+        if not train:
+            raise DataError("the training set is empty")
+        species = m["species"] or sorted({s for c in train for s in c.atoms.get_chemical_symbols()},
+                                         key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
+    log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
+             "chunks" if client else "configurations", time.perf_counter() - t0)
     out_model = _rel(o["model"], cdir)
     ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
     settings = FitSettings(sweeps=f["sweeps"], ridge=f["ridge"], two_site=f["two_site"], max_rank=f["max_rank"],
                            cutoff=f["cutoff"], max_supercore=f["max_supercore"], lm_steps=f["lm_steps"],
-                           max_lm_params=f["max_lm_params"], radial_steps=f["radial_steps"], tol=f["tol"], patience=f["patience"],
-                           chunk_atoms=f["chunk_atoms"], memory_mb=f["memory_mb"], seed=f["seed"])
+                           max_lm_params=f["max_lm_params"], radial_steps=f["radial_steps"], tol=f["tol"],
+                           patience=f["patience"], chunk_atoms=f["chunk_atoms"], memory_mb=f["memory_mb"],
+                           seed=f["seed"])
     weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
     t_fit = time.perf_counter()
     if resume and ckpt and os.path.exists(ckpt):
         log.info("resuming from checkpoint %s", ckpt)
-        fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress)
+        fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress, client=client)
         pot = fitter.pot
     else:
-        rank = m["rank"]
-        pot = ETNPotential.random(species, r_cut=m["r_cut"], order=m["order"], l_max=m["l_max"], rank=rank,
+        pot = ETNPotential.random(species, r_cut=m["r_cut"], order=m["order"], l_max=m["l_max"], rank=m["rank"],
                                   seed=f["seed"], init=f["init"], noise=f["init_noise"], n_basis=m["n_basis"],
                                   n_channels=m["n_channels"], species_rank=m["species_rank"], r_min=m["r_min"],
                                   o3=m["o3"], bond_l_max=m["bond_l_max"])
-        e0 = f["e0"]
-        fitter = ALSFitter(pot, train, validation, weights, settings, e0=e0, checkpoint=ckpt, progress=progress)
+        fitter = ALSFitter(pot, train, validation, weights, settings, e0=f["e0"], checkpoint=ckpt,
+                           progress=progress, client=client)
     fitter.run()
     fit_seconds = time.perf_counter() - t_fit
     pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)
     report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": fit_seconds,
-              "train": error_table(pot, train), "validation": error_table(pot, validation) if validation else None,
-              "test": error_table(pot, test) if test else None}
+              "train": fitter.errors(train), "validation": fitter.errors(validation) if validation else None,
+              "test": fitter.errors(test) if test else None}
     out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
     for name in ("train", "validation", "test"):
         if report[name]:
@@ -114,6 +143,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         with open(tmp, "w") as fh:
             json.dump(report, fh, indent=2, default=float)
         os.replace(tmp, path)
+    if client is not None:
+        client.close()
     return pot, report
 
 

@@ -8,6 +8,9 @@ stress of a cell that is not periodic in three directions raises
 """
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 __all__ = ["ETNCalculator"]
@@ -16,16 +19,24 @@ __all__ = ["ETNCalculator"]
 class ETNCalculator(Calculator):
     """ASE calculator wrapping an :class:`~etnpot.ETNPotential` (or a path to a saved model)."""
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses",
+                              "extrapolation_grades"]
     nolabel = True
 
-    def __init__(self, potential, **kwargs):
+    def __init__(self, potential, extrapolation: str = "warn", grade_threshold: float = 5.0, **kwargs):
+        """``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` when an
+        atom's grade exceeds ``grade_threshold``), ``"raise"`` (an
+        :class:`~etnpot.grade.ExtrapolationError`) or ``"off"`` (no grades computed)."""
         super().__init__(**kwargs)
         if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
             from .io import load
 
             potential = load(potential)
+        if extrapolation not in ("warn", "raise", "off"):
+            raise ValueError(f"extrapolation must be 'warn', 'raise' or 'off', got {extrapolation!r}")
         self.potential = potential
+        self.extrapolation = extrapolation
+        self.grade_threshold = float(grade_threshold)
         self.n_calls = 0  # number of actual evaluations (tests use it to check caching)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -47,3 +58,33 @@ class ETNCalculator(Calculator):
         if periodic:
             self.results["stress"] = res["stress"][0]
             self.results["stresses"] = res["stresses"]
+        self._check_distances()
+        if "extrapolation_grades" in properties and (self.extrapolation == "off" or self.potential.active_set is None):
+            raise PropertyNotImplementedError("extrapolation grades need a model with an active set "
+                                              "(etnpot.grade.fit_active_set) and extrapolation != 'off'")
+        if self.extrapolation != "off" and self.potential.active_set is not None:
+            from .grade import ExtrapolationError, ExtrapolationWarning, extrapolation_grades
+
+            grades = extrapolation_grades(self.potential, self.atoms)
+            self.results["extrapolation_grades"] = grades
+            worst = float(grades.max()) if len(grades) else 0.0
+            if worst > self.grade_threshold:
+                msg = (f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(grades))}): "
+                       "the potential is used outside its training data")
+                if self.extrapolation == "raise":
+                    raise ExtrapolationError(msg)
+                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+
+    def _check_distances(self):
+        """Warn when two atoms are closer than the model's inner distance r_min (no training data
+        there: the radial polynomials are extrapolated)."""
+        r_min = self.potential.basis.radial.r_min
+        if r_min <= 0 or len(self.atoms) < 2:
+            return
+        from ase.neighborlist import neighbor_list
+
+        d = neighbor_list("d", self.atoms, r_min)
+        if len(d):
+            warnings.warn(f"{len(d) // 2} atom pair(s) closer than the model's inner distance r_min = {r_min:g} Å "
+                          f"(shortest {d.min():.3f} Å): the potential is extrapolated there", RuntimeWarning,
+                          stacklevel=3)

@@ -41,6 +41,7 @@ __all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_js
 log = logging.getLogger(__name__)
 
 KBAR_PER_EV_A3 = 1602.1766208
+STRESS_LIMIT = 2.0  # eV/Å^3 (320 GPa): larger reference stresses are taken as a unit mistake
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 # mlearn shear order per element (index into its 6-vector for ASE's yz, xz, xy)
 _MLEARN_XY_YZ_XZ = ("Li", "Si", "Ge")
@@ -108,6 +109,10 @@ class Configuration:
                 raise DataError(f"{where}: non-finite stress")
             if not (self.atoms.cell.rank == 3 and all(self.atoms.pbc)):
                 raise DataError(f"{where}: stress given for a cell that is not 3-d periodic")
+            if np.abs(s).max() > STRESS_LIMIT:
+                raise DataError(f"{where}: stress up to {np.abs(s).max():.4g} eV/Å^3 ({np.abs(s).max() * 160.2:.4g} GPa) "
+                                "is not physical: it looks like kbar or GPa. Stress must be in eV/Å^3 with ASE's sign "
+                                "(1 GPa = 0.00624 eV/Å^3; from VASP kbar: multiply by -1/1602.18)")
             self.stress = s
         if not (np.isfinite(self.weight) and self.weight >= 0):
             raise DataError(f"{where}: weight must be finite and >= 0, got {self.weight}")
@@ -289,6 +294,12 @@ def read_ase(path, index=":", energy_key="energy", forces_key="forces", stress_k
         out.append(Configuration(atoms, energy, forces, stress, weight, ctype, where).validate())
     if not out:
         raise DataError(f"{path}: no configurations")
+    for kind, key, attr, where_keys in (("energy", energy_key, "energy", "info"), ("forces", forces_key, "forces", "arrays"),
+                                        ("stress", stress_key, "stress", "info")):
+        if key is not None and key != kind and all(getattr(c, attr) is None for c in out):
+            avail = sorted(set().union(*[set(getattr(f, where_keys).keys()) for f in frames]))
+            raise DataError(f"{path}: no configuration has the {kind} key {key!r} in atoms.{where_keys}; "
+                            f"available keys: {avail}")
     return out
 
 

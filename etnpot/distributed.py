@@ -85,6 +85,6 @@ def start_client(scheduler: str, n_workers: int = 2):
 
     if scheduler == "local":
         cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         return Client(cluster)
     return Client(scheduler)

@@ -472,12 +472,23 @@ class ALSFitter:
 
     @classmethod
     def resume(cls, checkpoint, train, validation=None, weights=None, settings=None, progress=True,
-               client=None) -> "ALSFitter":
-        """Continue an interrupted fit from its checkpoint (same data, weights and settings)."""
+               client=None, expect: dict | None = None) -> "ALSFitter":
+        """Continue an interrupted fit from its checkpoint (same data, weights and settings).
+
+        ``expect``: hyper-parameters the checkpoint's model must have (e.g. the config's
+        ``[model]`` section); a mismatch is an error naming the differences.
+        """
         pot = load(checkpoint)
         state = pot.metadata.pop("fit_state", None)
         if state is None:
             raise ValueError(f"{checkpoint}: not an etnpot fit checkpoint (no fit_state)")
+        if expect is not None:
+            have = pot.metadata.get("hyperparameters", {})
+            diff = {k: (have.get(k), v) for k, v in expect.items() if k in have and have.get(k) != v}
+            if diff:
+                raise ValueError(f"{checkpoint}: checkpoint of a different model: " +
+                                 ", ".join(f"{k} = {a!r} in the checkpoint, {b!r} requested" for k, (a, b) in diff.items()) +
+                                 "; remove it or fit without --resume")
         f = cls(pot, train, validation, weights, settings, e0="keep", normalize=False, checkpoint=checkpoint,
                 progress=progress, client=client)
         f.fit_e0 = state.get("fit_e0", True)

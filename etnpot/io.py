@@ -65,6 +65,8 @@ def save(potential, path) -> str:
     b = pot.basis
     arrays = {"e0": pot.e0, "species_weights": b.species_weights, "radial_weights": b.radial_weights,
               "shift": b.shift, "scale": b.scale}
+    if getattr(pot, "active_set", None) is not None:
+        arrays.update(pot.active_set.to_arrays())
     paths = []
     for k, core in enumerate(pot.tt.cores):
         for p, T in core.items():
@@ -84,6 +86,7 @@ def save(potential, path) -> str:
         "bonds": [str(bd) for bd in pot.tt.bonds],
         "paths": paths,
         "metadata": pot.metadata,
+        "active_set": {"fingerprint": pot.active_set.fingerprint} if getattr(pot, "active_set", None) is not None else None,
     }
     header["content_sha256"] = _digest(header, arrays)
     blob = np.frombuffer(json.dumps(header, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)
@@ -167,7 +170,12 @@ def load(path):
             p = (Irrep.parse(a), int(f), Irrep.parse(b))
             cores[k][p] = arrays[_path_key(k, p)]
         tt = EquivariantTT(inputs, bonds, cores)
-        return ETNPotential(header["species"], basis, tt, arrays["e0"], header["o3"], header.get("metadata", {}))
+        pot = ETNPotential(header["species"], basis, tt, arrays["e0"], header["o3"], header.get("metadata", {}))
+        if header.get("active_set"):
+            from .grade import ActiveSet
+
+            pot.active_set = ActiveSet.from_arrays(arrays, header["active_set"]["fingerprint"])
+        return pot
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as e:

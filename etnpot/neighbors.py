@@ -83,6 +83,15 @@ def build_graph(atoms_list, r_cut: float, species_index) -> Graph:
             bad = np.argwhere(~np.isfinite(pos))[0]
             raise ValueError(f"configuration {c}: non-finite position of atom {bad[0]}")
         n = len(atoms)
+        if any(atoms.pbc):
+            cell = atoms.cell.array[np.asarray(atoms.pbc)]
+            if not np.all(np.isfinite(atoms.cell.array)):
+                raise ValueError(f"configuration {c}: non-finite cell")
+            sv = np.linalg.svd(cell, compute_uv=False)
+            if sv.size < int(np.sum(atoms.pbc)) or sv.min() < 1e-8 * max(sv.max(), 1e-300) or sv.max() == 0:
+                raise ValueError(f"configuration {c}: the periodic cell is degenerate (its periodic vectors are "
+                                 f"(nearly) linearly dependent or zero; cell = {atoms.cell.array.tolist()}, "
+                                 f"pbc = {atoms.pbc.tolist()})")
         sp = np.asarray(species_index(atoms.numbers, c), dtype=np.int64)
         i, j, d = _pairs(atoms, r_cut)
         species.append(sp)

@@ -129,6 +129,7 @@ class ETNPotential:
         if self.e0.shape != (len(self.species),):
             raise ValueError(f"e0 must have one value per species ({len(self.species)}), got shape {self.e0.shape}")
         self.metadata = dict(metadata or {})
+        self.active_set = None  # extrapolation grade (etnpot.grade.fit_active_set)
         self.chunk_size = 2048  # atoms per tensor-train batch: bounds the memory of evaluation
         self._z2s = np.full(120, -1, dtype=np.int64)
         self._z2s[self.numbers] = np.arange(len(self.numbers))
@@ -264,7 +265,9 @@ class ETNPotential:
             setattr(nb, name, getattr(b, name).copy())
         import copy as _copy
 
-        return ETNPotential(self.species, nb, self.tt.copy(), self.e0, self.o3, _copy.deepcopy(self.metadata))
+        out = ETNPotential(self.species, nb, self.tt.copy(), self.e0, self.o3, _copy.deepcopy(self.metadata))
+        out.active_set = _copy.deepcopy(self.active_set)
+        return out
 
     # ------------------------------------------------------------ evaluation
     def _chunks(self, n, size=None):

@@ -116,7 +116,14 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     t_fit = time.perf_counter()
     if resume and ckpt and os.path.exists(ckpt):
         log.info("resuming from checkpoint %s", ckpt)
-        fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress, client=client)
+        expect = {k: m[k] for k in ("order", "l_max", "n_basis", "o3") if m[k] is not None}
+        expect.update(r_cut=float(m["r_cut"]), rank=m["rank"] if not isinstance(m["rank"], dict)
+                      else {str(k): int(v) for k, v in m["rank"].items()})
+        fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress, client=client,
+                                  expect=expect)
+        if list(species) != fitter.pot.species:
+            raise ValueError(f"{ckpt}: checkpoint of a different model: species {fitter.pot.species} in the "
+                             f"checkpoint, {list(species)} requested; remove it or fit without --resume")
         pot = fitter.pot
     else:
         pot = ETNPotential.random(species, r_cut=m["r_cut"], order=m["order"], l_max=m["l_max"], rank=m["rank"],

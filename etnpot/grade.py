@@ -1,0 +1,211 @@
+r"""Extrapolation grade of atomic environments (D-optimality / maxvol, as in MTP and ACE).
+
+The fitted site energy is linear in every core: ``E_i = <T^{(k)}, Phi_i^{(k)}>``.  The rows
+``Phi_i^{(k)}`` of one core (the centre core ``k = order // 2`` by default) are the fitted TT's
+*linearized features* of atom ``i``: they depend on the environment through all the other
+cores.  Following Podryabinkin & Shapeev (Comput. Mater. Sci. 140, 171 (2017)), an *active
+set* of ``r`` training environments is chosen with maximal volume (|det|) of their rows,
+projected on the ``r``-dimensional span of all training rows (the structural null space of the
+shared-feature TT is removed first).  The grade of any environment ``x`` is
+
+.. math::
+
+    \gamma(x) = \max_j \big| (x V)\, A^{-1} \big|_j ,
+
+the largest coefficient needed to write its row as a combination of the active rows.  For the
+training environments ``gamma <= 1`` (up to the maxvol tolerance); ``gamma > 1`` means
+extrapolation, and values of a few and more mean the potential is being used far from its
+data.  Active learning picks the candidates with the largest grades and adds them to the active
+set (:func:`select_configurations`).
+
+The active set is computed by streamed maxvol passes (Sherman-Morrison updates of ``A^{-1}``)
+over chunks of atoms, so memory is bounded by ``r^2`` plus one chunk.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.linalg as sla
+
+__all__ = ["ActiveSet", "fit_active_set", "extrapolation_grades", "select_configurations", "descriptors",
+           "model_fingerprint", "ExtrapolationWarning", "ExtrapolationError"]
+
+log = logging.getLogger(__name__)
+
+
+class ExtrapolationWarning(UserWarning):
+    """The potential is evaluated outside its training data (grade above the threshold)."""
+
+
+class ExtrapolationError(RuntimeError):
+    """Raised instead of :class:`ExtrapolationWarning` when the calculator is told to."""
+
+
+class ActiveSet:
+    """What the grade needs: the core, the projection ``V`` (``P x r``) and ``A^{-1}`` (``r x r``)."""
+
+    def __init__(self, core: int, basis: np.ndarray, inverse: np.ndarray, active: np.ndarray, tol: float,
+                 fingerprint: str = ""):
+        self.core = int(core)
+        self.fingerprint = str(fingerprint)  # of the model parameters it was computed for
+        self.basis = np.asarray(basis, dtype=np.float64)
+        self.inverse = np.asarray(inverse, dtype=np.float64)
+        self.active = np.asarray(active, dtype=np.float64)  # the active rows (projected), r x r
+        self.tol = float(tol)
+
+    @property
+    def rank(self) -> int:
+        return self.basis.shape[1]
+
+    def grades(self, phi) -> np.ndarray:
+        return np.abs((np.asarray(phi) @ self.basis) @ self.inverse).max(axis=1) if len(phi) else np.zeros(0)
+
+    def update(self, Y, tol=None) -> int:
+        """Maxvol swaps with the projected rows ``Y`` until none has a coefficient above ``1 + tol``;
+        returns the number of swaps."""
+        tol = self.tol if tol is None else tol
+        swaps = 0
+        for _ in range(10 * max(1, self.rank)):
+            B = Y @ self.inverse
+            i, j = np.unravel_index(np.argmax(np.abs(B)), B.shape)
+            c = B[i, j]
+            if abs(c) <= 1.0 + tol:
+                break
+            # replace active row j by Y[i]: Sherman-Morrison on A^{-1}
+            delta = Y[i] - self.active[j]
+            col = self.inverse[:, j].copy()
+            self.inverse -= np.outer(col, delta @ self.inverse) / c
+            self.active[j] = Y[i]
+            swaps += 1
+        return swaps
+
+    def to_arrays(self) -> dict:
+        return {"grade_basis": self.basis, "grade_inverse": self.inverse, "grade_active": self.active,
+                "grade_meta": np.array([self.core, self.tol])}
+
+    @classmethod
+    def from_arrays(cls, arrays, fingerprint="") -> "ActiveSet":
+        meta = arrays["grade_meta"]
+        return cls(int(meta[0]), arrays["grade_basis"], arrays["grade_inverse"], arrays["grade_active"], float(meta[1]),
+                   fingerprint)
+
+
+def model_fingerprint(potential) -> str:
+    """A hash of everything the grade depends on: cores, feature parameters and normalization."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in range(potential.order):
+        h.update(np.ascontiguousarray(potential.tt.core_vector(k)).tobytes())
+    b = potential.basis
+    for a in (b.species_weights, b.radial_weights, b.shift, b.scale):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def descriptors(potential, atoms_list, core=None) -> np.ndarray:
+    """Per-atom linearized features ``Phi_i^{(core)}`` (``n_atoms x P``) of the fitted TT."""
+    pot = potential
+    k = pot.order // 2 if core is None else int(core)
+    g = atoms_list if hasattr(atoms_list, "vectors") else pot.graph(atoms_list)
+    blocks, _ = pot.basis.compute(g)
+    out = np.zeros((g.n_atoms, pot.tt.core_size(k)))
+    for s0, s1 in pot._chunks(g.n_atoms):
+        x = [b[s0:s1] for b in blocks]
+        L = pot.tt.left_environments(x, upto=k)
+        R = pot.tt.right_environments(x, downto=k + 1)
+        out[s0:s1] = pot.tt.site_design(k, L[k], x, R[k + 1])
+    return out
+
+
+def _atom_batches(potential, configs, chunk_atoms, core):
+    batch, n = [], 0
+    atoms_of = lambda c: c.atoms if hasattr(c, "atoms") else c
+    for c in configs:
+        batch.append(atoms_of(c))
+        n += len(batch[-1])
+        if n >= chunk_atoms:
+            yield descriptors(potential, batch, core)
+            batch, n = [], 0
+    if batch:
+        yield descriptors(potential, batch, core)
+
+
+def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: float = 1e-3,
+                   chunk_atoms: int = 4000, max_passes: int = 5) -> ActiveSet:
+    """Select the maxvol active set of the training environments ``configs`` and attach it to
+    ``potential`` (``potential.active_set``).  Returns it."""
+    from .lstsq import LeastSquares
+
+    k = potential.order // 2 if core is None else int(core)
+    P = potential.tt.core_size(k)
+    # 1) the span of the training rows, streamed: R of a QR of all rows, then its SVD
+    ls = LeastSquares(P)
+    for phi in _atom_batches(potential, configs, chunk_atoms, k):
+        ls.add(phi, np.zeros(len(phi)))
+    _, s, Vt = np.linalg.svd(ls.R, full_matrices=False)
+    r = int(np.sum(s > rcond * s[0])) if s.size and s[0] > 0 else 0
+    if r == 0:
+        raise ValueError("the training environments span no direction: cannot define a grade")
+    V = Vt[:r].T  # (P, r)
+    # 2) initial active rows: pivoted QR on the first batches until r independent rows
+    pool = []
+    for phi in _atom_batches(potential, configs, chunk_atoms, k):
+        pool.append(phi @ V)
+        Y = np.vstack(pool)
+        _, _, piv = sla.qr(Y.T, mode="economic", pivoting=True)
+        A = Y[piv[:r]]
+        if len(Y) >= r and abs(np.linalg.slogdet(A)[0]) > 0:
+            break
+    aset = ActiveSet(k, V, np.linalg.inv(A), A.copy(), tol, model_fingerprint(potential))
+    # 3) maxvol passes until a whole pass makes no swap
+    for p in range(max_passes):
+        swaps = sum(aset.update(phi @ V) for phi in _atom_batches(potential, configs, chunk_atoms, k))
+        log.info("maxvol pass %d: %d swaps (rank %d)", p, swaps, r)
+        if swaps == 0:
+            break
+    potential.active_set = aset
+    return aset
+
+
+def extrapolation_grades(potential, atoms_list) -> np.ndarray:
+    """Per-atom grades (all atoms of ``atoms_list`` concatenated); needs ``potential.active_set``."""
+    aset = _checked(potential)
+    return aset.grades(descriptors(potential, atoms_list, aset.core))
+
+
+def _checked(potential):
+    aset = getattr(potential, "active_set", None)
+    if aset is None:
+        raise ValueError("this model has no active set: call etnpot.grade.fit_active_set(model, training_data)")
+    if aset.fingerprint != model_fingerprint(potential):
+        raise ValueError("the model's parameters changed after its active set was computed: "
+                         "call etnpot.grade.fit_active_set again")
+    return aset
+
+
+def select_configurations(potential, candidates, n: int, threshold: float = 1.0):
+    """Active learning: indices of up to ``n`` candidate configurations (``ase.Atoms`` or
+    Configurations) that most extend the active set, greedily (each choice is added to the active
+    set before the next is scored).  Only candidates with a grade above ``threshold`` are chosen;
+    the potential's active set is not modified."""
+    import copy
+
+    aset = copy.deepcopy(_checked(potential))
+    atoms_of = lambda c: c.atoms if hasattr(c, "atoms") else c
+    rows = [descriptors(potential, [atoms_of(c)], aset.core) @ aset.basis for c in candidates]
+    chosen = []
+    for _ in range(int(n)):
+        best, best_g = None, threshold
+        for i, Y in enumerate(rows):
+            if i in chosen or not len(Y):
+                continue
+            g = np.abs(Y @ aset.inverse).max()
+            if g > best_g:
+                best, best_g = i, g
+        if best is None:
+            break
+        chosen.append(best)
+        aset.update(rows[best])
+    return chosen

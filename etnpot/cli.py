@@ -33,10 +33,30 @@ def _cmd_info(args) -> int:
     for k, bond in enumerate(pot.tt.bonds[1:-1], start=1):
         print(f"  bond {k}       {bond}")
     print(f"parameters     {pot.num_parameters}  " + ", ".join(f"{k}={v}" for k, v in pot.parameter_counts().items()))
+    print(f"extrapolation  {'active set of rank ' + str(pot.active_set.rank) + ' (core ' + str(pot.active_set.core) + ')' if pot.active_set is not None else 'no active set (no grades)'}")
     md = header.get("metadata") or {}
-    for key in sorted(md):
-        if key != "hyperparameters":
-            print(f"{key:<14} {json.dumps(md[key], default=str)[:200]}")
+    prov = md.get("provenance")
+    if prov:
+        for split in ("train", "validation", "test"):
+            for item in prov.get("data", {}).get(split, []):
+                print(f"data ({split:<10}) {item['path']}  sha256 {item['sha256'][:16]}…" +
+                      (f"  {item['n_configs']} configurations" if "n_configs" in item else ""))
+        cfg = prov.get("config", {})
+        for sec in ("model", "fit", "weights"):
+            if sec in cfg:
+                print(f"config [{sec}]".ljust(15) + " " + ", ".join(f"{k}={v}" for k, v in cfg[sec].items() if v is not None))
+    fit = md.get("fit")
+    if fit:
+        print(f"fit            {len(fit.get('history', []))} sweeps, best sweep {fit.get('best_sweep')}, "
+              f"{fit.get('n_train')} training / {fit.get('n_validation')} validation configurations")
+        for h in fit.get("history", []):
+            v = h.get("validation") or {}
+            ve = v.get("energy") or {}
+            vf = v.get("forces") or {}
+            print(f"  sweep {h['sweep']:>3} {h['direction']:<5} objective {h['train_loss']:.6g}" +
+                  (f"  validation E {ve['rmse']:.3f} meV/atom, F {vf['rmse']:.4f} eV/Å" if ve and vf else ""))
+    for key in sorted(set(md) - {"hyperparameters", "provenance", "fit"}):
+        print(f"{key:<14} {json.dumps(md[key], default=str)[:200]}")
     return 0
 
 

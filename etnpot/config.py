@@ -19,6 +19,7 @@ Sections and keys (all but ``data.train`` optional)::
     sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 1
     tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
+    active_set = true                     # compute the extrapolation grade's active set (local fits)
 
     [weights]
     energy = 30000.0; forces = 1.0; stress = 0.0
@@ -53,7 +54,8 @@ DEFAULTS = {
               "n_channels": None, "species_rank": None, "o3": True, "bond_l_max": None},
     "fit": {"sweeps": 6, "ridge": 1e-8, "two_site": False, "max_rank": None, "cutoff": 0.0, "max_supercore": 20000,
             "lm_steps": 0, "max_lm_params": 8000, "radial_steps": 1, "tol": 1e-4, "patience": 2, "chunk_atoms": 3000,
-            "memory_mb": 256.0, "seed": 0, "init": "constant", "init_noise": 1e-3, "e0": "fit"},
+            "memory_mb": 256.0, "seed": 0, "init": "constant", "init_noise": 1e-3, "e0": "fit",
+            "active_set": True},
     "weights": {"energy": 30000.0, "forces": 1.0, "stress": 0.0, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},

@@ -244,6 +244,24 @@ def read_fitsnap_json(path) -> list[Configuration]:
         return [_parse_fitsnap(fh.read(), path, os.path.basename(os.path.dirname(os.path.abspath(path))))]
 
 
+def _read_archive_member(spec, **kwargs):
+    archive, member = spec.split("::", 1)
+    if not os.path.exists(archive):
+        raise FileNotFoundError(f"data archive not found: {archive}")
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            text = tar.extractfile(member).read().decode()
+    except KeyError as e:
+        raise DataError(f"{archive}: no member {member!r}") from e
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"{archive}: cannot read archive: {e}") from e
+    kwargs.setdefault("format", "extxyz")
+    configs = read_ase(io.StringIO(text), **kwargs)
+    for i, c in enumerate(configs):
+        c.source = f"{spec}[{i}]"
+    return configs
+
+
 def _strip_top(name: str) -> str:
     parts = name.split("/")
     return "/".join(parts[1:]) if len(parts) > 2 else name
@@ -259,16 +277,17 @@ def read_ase(path, index=":", energy_key="energy", forces_key="forces", stress_k
     """Read with ``ase.io.read``; reference values from ``info``/``arrays`` keys or a calculator."""
     import ase.io
 
-    path = os.fspath(path)
+    path = path if hasattr(path, "read") else os.fspath(path)
     try:
         frames = ase.io.read(path, index=index, format=format)
     except Exception as e:  # ase raises many types for unreadable files
-        raise DataError(f"{path}: ase.io.read failed: {e}") from e
+        raise DataError(f"{getattr(path, 'name', path)}: ase.io.read failed: {e}") from e
     if isinstance(frames, Atoms):
         frames = [frames]
     out = []
+    name = getattr(path, "name", "<stream>") if hasattr(path, "read") else path
     for idx, at in enumerate(frames):
-        where = f"{path}[{idx}]"
+        where = f"{name}[{idx}]"
         calc = at.calc
         res = getattr(calc, "results", {}) if calc is not None else {}
 
@@ -293,20 +312,26 @@ def read_ase(path, index=":", energy_key="energy", forces_key="forces", stress_k
         atoms = Atoms(at.numbers, positions=at.positions, cell=at.cell, pbc=at.pbc)
         out.append(Configuration(atoms, energy, forces, stress, weight, ctype, where).validate())
     if not out:
-        raise DataError(f"{path}: no configurations")
+        raise DataError(f"{name}: no configurations")
     for kind, key, attr, where_keys in (("energy", energy_key, "energy", "info"), ("forces", forces_key, "forces", "arrays"),
                                         ("stress", stress_key, "stress", "info")):
         if key is not None and key != kind and all(getattr(c, attr) is None for c in out):
             avail = sorted(set().union(*[set(getattr(f, where_keys).keys()) for f in frames]))
-            raise DataError(f"{path}: no configuration has the {kind} key {key!r} in atoms.{where_keys}; "
+            raise DataError(f"{name}: no configuration has the {kind} key {key!r} in atoms.{where_keys}; "
                             f"available keys: {avail}")
     return out
 
 
 def read_dataset(path, **kwargs) -> list[Configuration]:
     """Read a data set, choosing the reader from the file: mlearn JSON, FitSNAP JSON (file,
-    directory or ``.tar.xz``), or anything ``ase.io`` reads (keyword arguments of :func:`read_ase`)."""
+    directory or ``.tar.xz``), or anything ``ase.io`` reads (keyword arguments of :func:`read_ase`).
+
+    ``"archive.tar.gz::member.xyz"`` reads one extxyz member of a tar archive in place (e.g. the
+    ACEData conversion of the Zuo et al. data, whose force column is named ``force``).
+    """
     path = os.fspath(path)
+    if "::" in path:
+        return _read_archive_member(path, **kwargs)
     if not os.path.exists(path):
         raise FileNotFoundError(f"data file not found: {path}")
     base = os.path.basename(path)

@@ -26,7 +26,7 @@ def embedded_data():
 def run_demo(out: str = "etnpot-demo.etn", sweeps: int = 4, md_steps: int = 200, progress: bool = True) -> int:
     from ase import units
     from ase.build import bulk
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from .md import thermalize
     from ase.md.verlet import VelocityVerlet
 
     from . import ETNCalculator, ETNPotential, load
@@ -54,7 +54,7 @@ def run_demo(out: str = "etnpot-demo.etn", sweeps: int = 4, md_steps: int = 200,
 
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
     atoms.calc = ETNCalculator(again)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
+    thermalize(atoms, 600, rng=0)
     dyn = VelocityVerlet(atoms, 1.0 * units.fs)
     e0 = atoms.get_total_energy()
     t1 = time.perf_counter()

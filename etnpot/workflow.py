@@ -39,11 +39,11 @@ def read_files(paths, root=None, **keys):
     out, prov = [], []
     for p in paths:
         full = p if (os.path.isabs(p) or root is None) else os.path.join(root, p)
-        if not os.path.exists(full):
+        if not os.path.exists(full.split("::")[0]):
             raise FileNotFoundError(f"data file not found: {full}" + (f" (data root {root})" if root else ""))
         configs = read_dataset(full, **{k: v for k, v in keys.items() if v is not None})
         out += configs
-        prov.append({"path": os.path.abspath(full), "sha256": file_sha256(full), "n_configs": len(configs)})
+        prov.append({"path": os.path.abspath(full), "sha256": file_sha256(full.split("::")[0]), "n_configs": len(configs)})
     return out, prov
 
 
@@ -134,6 +134,14 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                            progress=progress, client=client)
     fitter.run()
     fit_seconds = time.perf_counter() - t_fit
+    if f["active_set"] and client is None:
+        from .grade import fit_active_set
+
+        t_g = time.perf_counter()
+        aset = fit_active_set(pot, train, chunk_atoms=f["chunk_atoms"])
+        log.info("active set for the extrapolation grade: rank %d (%.1f s)", aset.rank, time.perf_counter() - t_g)
+    elif f["active_set"]:
+        log.info("distributed fit: no active set computed (run etnpot.grade.fit_active_set on the training data)")
     pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)

@@ -1,0 +1,96 @@
+"""NVE stability of fitted models: energy drift and extrapolation warnings in 10 ps of MD.
+
+    python benchmarks/bench_md.py [--ps 10] [--dt 1.0] [--models Si:fitting/zuo2020/Si_d4_r3.etn ...]
+
+For each model: a >= 500-atom crystal (diamond Si 4x4x4 = 512 atoms, fcc Cu 5x5x5 = 500 atoms)
+is given Maxwell-Boltzmann velocities at 2T (equipartition brings it to about T) and run with
+velocity Verlet for ``--ps`` picoseconds.  Two temperatures: 300 K and 0.8 of the melting
+temperature (Si 1687 K, Cu 1358 K).  Reported: the total-energy drift (slope of a linear fit,
+meV/atom/ps), the largest deviation from the start, the mean temperature, the fraction of sampled
+steps (every 10th) whose maximum extrapolation grade exceeds the threshold, and ms per step.
+Models without an active set get one from their training data (``--data-dir``).
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from ase import units
+from ase.build import bulk
+from etnpot.md import thermalize
+from ase.md.verlet import VelocityVerlet
+
+import etnpot
+from etnpot.grade import extrapolation_grades, fit_active_set
+
+T_MELT = {"Si": 1687.0, "Cu": 1358.0}
+CELLS = {"Si": lambda: bulk("Si", "diamond", a=5.43, cubic=True).repeat(4),
+         "Cu": lambda: bulk("Cu", "fcc", a=3.62, cubic=True).repeat(5)}
+TRAIN = {"Si": "mlearn/data/Si/training.json.xz",
+         "Cu": "mlearn/ACEData_minibenchmarks/ZuoEtAl2020.tar.gz::ZuoEtAl2020/Cu_train.xyz"}
+
+
+def run(pot, element, T, ps, dt, threshold, seed=0):
+    atoms = CELLS[element]()
+    atoms.calc = etnpot.ETNCalculator(pot, extrapolation="off")
+    thermalize(atoms, 2 * T, rng=seed)
+    dyn = VelocityVerlet(atoms, dt * units.fs)
+    n_steps = int(round(ps * 1000 / dt))
+    times, etot, temps, flagged, sampled = [], [], [], 0, 0
+    t0 = time.perf_counter()
+    for step in range(0, n_steps + 1, 10):
+        if step:
+            dyn.run(10)
+        etot.append(atoms.get_total_energy() / len(atoms))
+        temps.append(atoms.get_temperature())
+        times.append(step * dt / 1000.0)
+        if pot.active_set is not None:
+            g = extrapolation_grades(pot, atoms).max()
+            flagged += g > threshold
+            sampled += 1
+        if not np.isfinite(etot[-1]) or abs(etot[-1] - etot[0]) > 1.0:
+            break  # blow-up
+    wall = time.perf_counter() - t0
+    etot = np.array(etot)
+    slope = np.polyfit(times, etot, 1)[0] * 1000.0 if len(times) > 2 else float("nan")
+    return {"element": element, "T_target": T, "atoms": len(atoms), "ps": times[-1], "steps": len(times) * 10 - 10,
+            "drift_meV_per_atom_per_ps": float(slope), "max_dev_meV_per_atom": float(np.abs(etot - etot[0]).max() * 1000),
+            "mean_T": float(np.mean(temps[len(temps) // 5:])), "extrapolation_fraction": flagged / max(sampled, 1),
+            "ms_per_step": wall / max(1, len(times) * 10 - 10) * 1000, "blew_up": bool(times[-1] < ps - 1e-9)}
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ps", type=float, default=10.0)
+    ap.add_argument("--dt", type=float, default=1.0)
+    ap.add_argument("--threshold", type=float, default=5.0)
+    ap.add_argument("--data-dir", default=os.environ.get("ETNPOT_DATA", os.path.join(here, "..", "..", "shared", "data")))
+    ap.add_argument("--models", nargs="+", default=[f"Si:{here}/../fitting/zuo2020/Si_d4_r3.etn",
+                                                    f"Cu:{here}/../fitting/zuo2020/Cu_d3_r3.etn"])
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    rows = []
+    for spec in args.models:
+        element, path = spec.split(":", 1)
+        pot = etnpot.load(path)
+        if pot.active_set is None:
+            from etnpot.data import read_dataset
+
+            kw = {"forces_key": "force"} if "::" in TRAIN[element] else {}
+            fit_active_set(pot, read_dataset(os.path.join(args.data_dir, TRAIN[element]), **kw))
+        for T in (300.0, 0.8 * T_MELT[element]):
+            r = run(pot, element, T, args.ps, args.dt, args.threshold)
+            rows.append(r)
+            print(f"{element} {os.path.basename(path)} T={T:.0f} K: {r['atoms']} atoms, {r['ps']:.1f} ps, "
+                  f"drift {r['drift_meV_per_atom_per_ps']:+.4f} meV/atom/ps (max dev {r['max_dev_meV_per_atom']:.3f}), "
+                  f"<T> {r['mean_T']:.0f} K, grade>{args.threshold:g} in {100 * r['extrapolation_fraction']:.1f} % of "
+                  f"sampled steps, {r['ms_per_step']:.1f} ms/step{' BLOW-UP' if r['blew_up'] else ''}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

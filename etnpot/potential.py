@@ -130,6 +130,8 @@ class ETNPotential:
             raise ValueError(f"e0 must have one value per species ({len(self.species)}), got shape {self.e0.shape}")
         self.metadata = dict(metadata or {})
         self.active_set = None  # extrapolation grade (etnpot.grade.fit_active_set)
+        self.backend = "numpy"  # array library of the contractions: numpy, cupy, torch, jax (via autoray)
+        self.dtype = "float64"  # or "float32" (faster; ~1e-6 relative error, see README)
         self.chunk_size = 2048  # atoms per tensor-train batch: bounds the memory of evaluation
         self._z2s = np.full(120, -1, dtype=np.int64)
         self._z2s[self.numbers] = np.arange(len(self.numbers))
@@ -269,6 +271,36 @@ class ETNPotential:
         out.active_set = _copy.deepcopy(self.active_set)
         return out
 
+    # ------------------------------------------------------------ array backend
+    def to(self, backend: str = "numpy", dtype: str = "float64") -> "ETNPotential":
+        """Run the tensor-train contractions (evaluation and the design of the fit) on another
+        array library: ``"numpy"`` (default), ``"cupy"`` (NVIDIA GPUs), ``"torch"``, ``"jax"``, ...
+        dispatched by autoray (the array's type decides the device).  Features, neighbour lists
+        and the pair sums stay in numpy.  Returns ``self``."""
+        import importlib
+
+        if backend != "numpy":
+            importlib.import_module(backend)  # a clear ImportError if the library is missing
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        self.backend, self.dtype = backend, dtype
+        return self
+
+    def _dev(self, a):
+        """Move a numpy array to the contraction backend (no-op for numpy float64)."""
+        if self.backend == "numpy":
+            return a if self.dtype == "float64" else a.astype(self.dtype)
+        from autoray import do
+
+        return do("asarray", np.array(a, dtype=self.dtype), like=self.backend)  # a writable copy
+
+    def _host(self, a):
+        if isinstance(a, np.ndarray):
+            return a.astype(np.float64, copy=False)
+        from autoray import to_numpy
+
+        return np.asarray(to_numpy(a), dtype=np.float64)
+
     # ------------------------------------------------------------ evaluation
     def _chunks(self, n, size=None):
         size = self.chunk_size if size is None else max(1, int(size))
@@ -290,14 +322,14 @@ class ETNPotential:
         site = np.zeros(g.n_atoms)
         grads = [np.zeros_like(b) for b in blocks] if (forces or stress) else None
         for s0, s1 in self._chunks(g.n_atoms):
-            x = [b[s0:s1] for b in blocks]
+            x = [self._dev(b[s0:s1]) for b in blocks]
             if grads is None:
-                site[s0:s1] = self.tt.value(x)
+                site[s0:s1] = self._host(self.tt.value(x))
             else:
                 v, gx = self.tt.value_and_input_grad(x)
-                site[s0:s1] = v
+                site[s0:s1] = self._host(v)
                 for gl, gxl in zip(grads, gx):
-                    gl[s0:s1] = gxl
+                    gl[s0:s1] = self._host(gxl)
         energies = site + self.e0[g.species]
         out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs)}
         if grads is None:
@@ -353,13 +385,13 @@ class ETNPotential:
         per_atom = max(1, 3 * maxnb) * P * 8 * 4 if (forces or stress) else P * 8 * 4
         chunk = max(1, int(memory_mb * 2**20 // per_atom))
         for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
-            x = [b[s0:s1] for b in blocks]
+            x = [self._dev(b[s0:s1]) for b in blocks]
             L = tt.left_environments(x, upto=k)
             R = tt.right_environments(x, downto=k + sites)
             if sites == 1:
-                phi = tt.site_design(k, L[k], x, R[k + 1])  # (n, P)
+                phi = self._host(tt.site_design(k, L[k], x, R[k + 1]))  # (n, P)
             else:
-                phi = tt.two_site_design(k, L[k], x, x, R[k + 2])
+                phi = self._host(tt.two_site_design(k, L[k], x, x, R[k + 2]))
             cfg = g.atom_config[s0:s1]
             E_rows += sp.csr_matrix((np.ones(s1 - s0), (cfg, np.arange(s1 - s0))), shape=(g.n_configs, s1 - s0)) @ phi
             if not (forces or stress):
@@ -375,8 +407,8 @@ class ETNPotential:
                 G = self.basis.pair_tangents(cache, l, pairs=slice(p0, p1))  # (Ec, 3, 2l+1, C)
                 t = np.zeros((s1 - s0, nb, 3) + G.shape[2:])
                 t[pi, slot] = G
-                dx.append(t.reshape((s1 - s0, nb * 3) + G.shape[2:]))
-            dphi = self._design_tangent(k, sites, x, dx, L, R)  # (n, 3 nb, P)
+                dx.append(self._dev(t.reshape((s1 - s0, nb * 3) + G.shape[2:])))
+            dphi = self._host(self._design_tangent(k, sites, x, dx, L, R))  # (n, 3 nb, P)
             dpe = dphi.reshape(s1 - s0, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
             if forces:
                 Ec = p1 - p0

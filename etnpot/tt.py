@@ -42,7 +42,7 @@ contraction of cores ``< k``) and ``R^{(k+1)} = d value / d u^{(k+1)}`` the righ
 from __future__ import annotations
 
 import numpy as np
-from autoray import do, infer_backend
+from autoray import do, get_dtype_name, infer_backend, to_numpy
 
 from .so3 import Irrep, Irreps, clebsch_gordan
 
@@ -50,6 +50,10 @@ __all__ = ["EquivariantTT", "path_forward", "path_backward", "path_input_grad", 
 
 TRIVIAL = Irreps("1x0e")
 SCALARS = (Irreps("1x0e"), Irreps("1x0"))  # the invariant boundary bond of an O(3) / SO(3) chain
+
+
+def _zeros(shape, like):
+    return do("zeros", tuple(shape), like=like, dtype=get_dtype_name(like))
 
 
 def _swap(x):
@@ -219,14 +223,32 @@ class EquivariantTT:
             self.cores[k][p] = v[pos : pos + n].reshape(T.shape).copy()
             pos += n
 
+    def __getstate__(self):  # device copies are not shipped (e.g. to Dask workers)
+        return {k: v for k, v in self.__dict__.items() if k != "_device_cache"}
+
     def copy(self) -> "EquivariantTT":
         return EquivariantTT(self.inputs, self.bonds, self.cores)
 
     # ------------------------------------------------------------ contractions
     def _arrays(self, k, like):
-        """(path, T, C) triples of core ``k`` on the array library of ``like``."""
-        conv = (lambda a: a) if infer_backend(like) == "numpy" else (lambda a: do("asarray", a, like=like))
-        return [(p, conv(T), conv(self.cg(p))) for p, T in self.cores[k].items()]
+        """(path, T, C) triples of core ``k`` on the array library (and dtype) of ``like``.
+
+        Blocks are converted once and cached until the core block changes (the cache is keyed by
+        the block object, which every update of a core replaces)."""
+        backend, dtype = infer_backend(like), get_dtype_name(like)
+        if backend == "numpy" and dtype == "float64":
+            return [(p, T, self.cg(p)) for p, T in self.cores[k].items()]
+        cache = self.__dict__.setdefault("_device_cache", {})
+        conv = lambda a: do("asarray", np.array(a, dtype=dtype), like=backend)  # a writable copy
+        out = []
+        for p, T in self.cores[k].items():
+            key = (k, p, backend, dtype)
+            hit = cache.get(key)
+            if hit is None or hit[0] is not T:
+                hit = (T, conv(T), conv(self.cg(p)))
+                cache[key] = hit
+            out.append((p, hit[1], hit[2]))
+        return out
 
     def site_forward(self, k, u, x):
         """Bond ``k+1`` vector from bond ``k`` vector ``u`` (dict irrep -> block) and input ``x``."""
@@ -261,8 +283,8 @@ class EquivariantTT:
                 d = path_design(u[a], x[f], w[b], C)
                 cols.append(d.reshape(d.shape[:-3] + (-1,)))
             else:  # an irrep that no path reaches: its block does not enter the value
-                lead = np.broadcast_shapes(x[f].shape[:-2], *(e.shape[:-2] for e in (*u.values(), *w.values())))
-                cols.append(do("zeros", tuple(lead) + (int(np.prod(T.shape)),), like=x[f]))
+                lead = np.broadcast_shapes(tuple(x[f].shape[:-2]), *(tuple(e.shape[:-2]) for e in (*u.values(), *w.values())))
+                cols.append(_zeros(tuple(lead) + (int(np.prod(T.shape)),), x[f]))
         return do("concatenate", cols, axis=-1)
 
     def left_environments(self, x, upto=None):
@@ -285,7 +307,7 @@ class EquivariantTT:
         ir = self.bonds[-1][0][0]
         u = self.left_environments(x)[-1]
         if ir not in u:
-            return do("zeros", tuple(x[0].shape[:-2]) + (ir.dim,), like=x[0])
+            return _zeros(tuple(x[0].shape[:-2]) + (ir.dim,), x[0])
         return u[ir][..., 0]
 
     def value(self, x):
@@ -305,7 +327,7 @@ class EquivariantTT:
             for f, g in self.site_input_grad(k, L[k], R[k + 1], x[0]).items():
                 grad[f] = grad[f] + g
         last = L[-1].get(self.bonds[-1][0][0])
-        val = last[..., 0, 0] if last is not None else do("zeros", tuple(x[0].shape[:-2]), like=x[0])
+        val = last[..., 0, 0] if last is not None else _zeros(tuple(x[0].shape[:-2]), x[0])
         return val, grad
 
     def design(self, k, x):
@@ -354,8 +376,8 @@ class EquivariantTT:
             R, C1 = self.cores[k][p1].shape[:2]
             C2, S = self.cores[k + 1][p2].shape[1:]
             if a not in u or b not in w:
-                lead = np.broadcast_shapes(x1[f1].shape[:-2], x2[f2].shape[:-2])
-                cols.append(do("zeros", tuple(lead) + (R * C1 * C2 * S,), like=like))
+                lead = np.broadcast_shapes(tuple(x1[f1].shape[:-2]), tuple(x2[f2].shape[:-2]))
+                cols.append(_zeros(tuple(lead) + (R * C1 * C2 * S,), like))
                 continue
             if p1 not in left:
                 A = path_left_partial(u[a], x1[f1], arr1[p1][1])  # (..., R, mm, C1)
@@ -626,7 +648,9 @@ class EquivariantTT:
 
 
 def _ones_like(ref, lead):
-    return do("ones", tuple(lead) + (1, 1), like=ref) if infer_backend(ref) != "numpy" else np.ones(tuple(lead) + (1, 1))
+    if infer_backend(ref) == "numpy":
+        return np.ones(tuple(lead) + (1, 1), dtype=ref.dtype)
+    return do("ones", tuple(lead) + (1, 1), like=ref, dtype=get_dtype_name(ref))
 
 
 def _allowed(a: Irrep, fi: Irrep, b: Irrep) -> bool:

@@ -410,21 +410,7 @@ class ETNPotential:
                 dx.append(self._dev(t.reshape((s1 - s0, nb * 3) + G.shape[2:])))
             dphi = self._host(self._design_tangent(k, sites, x, dx, L, R))  # (n, 3 nb, P)
             dpe = dphi.reshape(s1 - s0, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
-            if forces:
-                Ec = p1 - p0
-                rows = np.concatenate([g.i[p0:p1], g.j[p0:p1]])
-                M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]), (rows, np.tile(np.arange(Ec), 2))),
-                                  shape=(g.n_atoms, Ec))
-                F_rows += (M @ dpe.reshape(Ec, 3 * P)).reshape(g.n_atoms, 3, P)
-            if stress:
-                # virial rows W[c, a, b] = sum_{pairs e of c} dPhi_e[a] r_e[b]: one sparse product per b
-                Ec = p1 - p0
-                W = np.empty((g.n_configs, 3, 3, P))
-                flat = dpe.reshape(Ec, 3 * P)
-                for b in range(3):
-                    Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], np.arange(Ec))), shape=(g.n_configs, Ec))
-                    W[:, :, b, :] = (Mb @ flat).reshape(g.n_configs, 3, P)
-                S_rows += np.stack([0.5 * (W[:, a, b] + W[:, b, a]) for a, b in VOIGT], axis=1)
+            _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows)
         if stress:
             S_rows /= g.volumes[:, None, None]
         return LinearMap(g, E_rows, offset, F_rows, S_rows)
@@ -594,21 +580,31 @@ class ETNPotential:
             rows_r = rows.reshape(s1 - s0, nb, 3, S * S, Lp, C, N)
             rows_r[ie, slot, :, ptype[pe]] += own
             dpe = rows_r[ie, slot].reshape(Ec, 3, PW) @ chain  # (Ec, 3, Pf): dJ_i/d r_e
-            if forces:
-                M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
-                                   (np.concatenate([g.i[pe], g.j[pe]]), np.tile(np.arange(Ec), 2))), shape=(g.n_atoms, Ec))
-                F_rows += (M @ dpe.reshape(Ec, 3 * Pf)).reshape(g.n_atoms, 3, Pf)
-            if stress:
-                W = np.empty((g.n_configs, 3, 3, Pf))
-                flat = dpe.reshape(Ec, 3 * Pf)
-                for bb in range(3):
-                    Mb = sp.csr_matrix((g.vectors[pe, bb], (g.pair_config[pe], np.arange(Ec))), shape=(g.n_configs, Ec))
-                    W[:, :, bb, :] = (Mb @ flat).reshape(g.n_configs, 3, Pf)
-                S_rows += np.stack([0.5 * (W[:, a, c] + W[:, c, a]) for a, c in VOIGT], axis=1)
+            _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows)
         if stress:
             S_rows /= g.volumes[:, None, None]
         offset = energy + np.bincount(g.atom_config, self.e0[g.species], minlength=g.n_configs)
         return LinearMap(g, E_rows, offset, F_rows, S_rows)
+
+
+def _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows):
+    """Add per-pair derivative rows ``dpe[e, a, :] = d(rows)/d(r_e)_a`` of pairs ``p0:p1`` to force
+    rows (``F_i += dpe``, ``F_j -= dpe`` since ``r_ij = r_j - r_i``) and to virial/stress rows
+    (``W[c, a, b] += dpe[e, a] r_e[b]`` for the pairs of configuration ``c``, symmetrized, Voigt;
+    divided by the volume by the caller).  Either target may be ``None``."""
+    Ec = p1 - p0
+    P = dpe.shape[-1]
+    flat = dpe.reshape(Ec, 3 * P)
+    if F_rows is not None:
+        M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
+                           (np.concatenate([g.i[p0:p1], g.j[p0:p1]]), np.tile(np.arange(Ec), 2))), shape=(g.n_atoms, Ec))
+        F_rows += (M @ flat).reshape(g.n_atoms, 3, P)
+    if S_rows is not None:
+        W = np.empty((g.n_configs, 3, 3, P))  # one sparse product per Cartesian b
+        for b in range(3):
+            Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], np.arange(Ec))), shape=(g.n_configs, Ec))
+            W[:, :, b, :] = (Mb @ flat).reshape(g.n_configs, 3, P)
+        S_rows += np.stack([0.5 * (W[:, a, b] + W[:, b, a]) for a, b in VOIGT], axis=1)
 
 
 def _jsonable_rank(rank):

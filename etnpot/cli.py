@@ -114,6 +114,17 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_scan(args) -> int:
+    from .config import load_config
+    from .scan import scan
+
+    cfg = load_config(args.config)
+    if not cfg.get("scan"):
+        raise ValueError(f"{args.config}: no [scan] section (e.g. order = [2, 3], rank = [2, 4])")
+    scan(cfg, data_dir=args.data_dir, progress=not args.quiet)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -135,6 +146,11 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint named in [output]")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
+    p = sub.add_parser("scan", help="fit a grid of models: parameters vs error vs speed (rank/accuracy trade-off)")
+    p.add_argument("config")
+    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_scan)
     p = sub.add_parser("eval", help="errors of a model on data (and predictions to extxyz)")
     p.add_argument("model")
     p.add_argument("data", nargs="+", help="mlearn/FitSNAP JSON (.json, .json.xz, dir, .tar.xz) or extxyz")

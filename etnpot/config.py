@@ -59,6 +59,7 @@ DEFAULTS = {
     "weights": {"energy": 30000.0, "forces": 1.0, "stress": 0.0, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},
+    "scan": None,  # free-form: checked by etnpot.scan (model keys with lists of values)
 }
 
 
@@ -89,6 +90,10 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
             raise ConfigError(f"{source}: unknown section [{section}]" + (f"; did you mean [{hint[0]}]?" if hint else
                                                                           f"; known: {', '.join(DEFAULTS)}"))
     for section, defaults in DEFAULTS.items():
+        if defaults is None:  # a free-form section
+            if section in cfg:
+                out[section] = dict(cfg[section])
+            continue
         given = cfg.get(section, {})
         if not isinstance(given, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")

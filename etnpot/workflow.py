@@ -53,7 +53,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; prints the
     error tables through ``out``.
     """
-    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_")}) | {"_path": cfg.get("_path")}
+    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
     root = resolve_data_root(data_dir, d["root"], cdir)

@@ -1,0 +1,200 @@
+"""Rank/accuracy trade-off: fit a grid of models and compare parameters, errors and speed.
+
+``etnpot scan CONFIG.toml`` (or :func:`scan`) takes a fit configuration with a ``[scan]``
+section listing values for model hyper-parameters, e.g. ::
+
+    [scan]
+    order = [2, 3, 4]
+    rank = [2, 4]
+    l_max = [2]
+    select = "validation.forces.rmse"     # the error used for the Pareto front and the choice
+    output = "scan"                       # folder for the table, the plots and the models
+
+It fits every combination (the Cartesian product), then writes ``scan.md``/``scan.json``: the
+parameter count, bond ranks, validation and test RMSE/MAE of energy (meV/atom), forces (eV/Å)
+and stress (GPa), the fit time, and the evaluation time per atom (energy + forces, median of 3).
+It marks the Pareto front (no other model has fewer parameters *and* a lower error) and chooses
+the front's most accurate model.  With matplotlib installed (``etnpot[plot]``) it also draws the
+error against the parameters (front marked), the error against the evaluation cost, and parity
+plots of the chosen model.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+__all__ = ["scan", "pareto_front"]
+
+log = logging.getLogger(__name__)
+
+SCAN_KEYS = ("order", "l_max", "rank", "n_basis", "n_channels", "species_rank", "r_cut", "bond_l_max")
+
+
+def pareto_front(params, errors) -> list[int]:
+    """Indices of the models that no other model beats in both parameters and error."""
+    idx = []
+    for i, (p, e) in enumerate(zip(params, errors)):
+        if not any((p2 <= p and e2 <= e) and (p2 < p or e2 < e) for p2, e2 in zip(params, errors)):
+            idx.append(i)
+    return sorted(idx, key=lambda i: params[i])
+
+
+def _get(d, path):
+    for part in path.split("."):
+        if d is None:
+            return None
+        d = d.get(part)
+    return d
+
+
+def scan(cfg: dict, data_dir=None, progress: bool = False, out=print) -> list[dict]:
+    """Fit the grid of ``cfg["scan"]`` (see the module docstring); returns one row per model."""
+    from .workflow import run_fit
+
+    grid = dict(cfg.get("scan") or {})
+    select = grid.pop("select", "validation.forces.rmse")
+    outdir = grid.pop("output", "scan")
+    unknown = set(grid) - set(SCAN_KEYS)
+    if unknown:
+        raise ValueError(f"[scan] can vary {', '.join(SCAN_KEYS)}; unknown: {sorted(unknown)}")
+    cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
+    outdir = outdir if os.path.isabs(outdir) else os.path.join(cdir, outdir)
+    os.makedirs(outdir, exist_ok=True)
+    keys = list(grid)
+    values = [v if isinstance(v, list) else [v] for v in grid.values()]
+    rows = []
+    for combo in itertools.product(*values):
+        c = copy.deepcopy({k: v for k, v in cfg.items() if k != "scan"})
+        setting = dict(zip(keys, combo))
+        c["model"].update(setting)
+        name = "_".join(f"{k}{v}" for k, v in setting.items()) or "model"
+        c["output"] = {"model": os.path.join(outdir, f"{name}.etn"), "checkpoint": None, "report": None}
+        t0 = time.perf_counter()
+        pot, report = run_fit(c, data_dir=data_dir, progress=progress, out=lambda s: None)
+        fit_s = time.perf_counter() - t0
+        row = {"name": name, **setting, "parameters": pot.num_parameters,
+               "bonds": [str(b) for b in pot.tt.bonds[1:-1]], "fit_seconds": fit_s,
+               "validation": report["validation"], "test": report["test"], "model": c["output"]["model"]}
+        row["eval_us_per_atom"] = _eval_cost(pot, c, data_dir)
+        row["selected_error"] = _get(row, select)
+        rows.append(row)
+        out(f"{name}: {row['parameters']} parameters, {select} = {row['selected_error']}, fit {fit_s:.1f} s, "
+            f"{row['eval_us_per_atom']:.1f} µs/atom")
+    errs = [r["selected_error"] if r["selected_error"] is not None else np.inf for r in rows]
+    front = pareto_front([r["parameters"] for r in rows], errs)
+    for i, r in enumerate(rows):
+        r["pareto"] = i in front
+    chosen = min(front, key=lambda i: errs[i]) if front else None
+    if chosen is not None:
+        rows[chosen]["chosen"] = True
+    _write(rows, select, outdir)
+    _plots(rows, select, outdir, chosen, cfg, data_dir)
+    out(f"scan table: {os.path.join(outdir, 'scan.md')}")
+    return rows
+
+
+def _eval_cost(pot, cfg, data_dir) -> float:
+    from .config import resolve_data_root
+    from .workflow import read_files
+
+    d = cfg["data"]
+    root = resolve_data_root(data_dir, d["root"], os.path.dirname(cfg["_path"]) if cfg.get("_path") else None)
+    paths = d["test"] or d["train"]
+    configs, _ = read_files(paths[:1], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
+                            stress_key=d["stress_key"])
+    atoms = [c.atoms for c in configs[:50]]
+    n = sum(len(a) for a in atoms)
+    ts = []
+    for _ in range(3):
+        t = time.perf_counter()
+        pot.compute(atoms, forces=True, stress=False)
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) / max(n, 1) * 1e6)
+
+
+def _fmt(s, key):
+    return f"{s[key]:.4g}" if s else "-"
+
+
+def _write(rows, select, outdir):
+    with open(os.path.join(outdir, "scan.json"), "w") as fh:
+        json.dump(rows, fh, indent=1, default=float)
+    head = ("| model | parameters | bonds | val E RMSE / MAE | val F RMSE / MAE | test E RMSE / MAE | test F RMSE / MAE "
+            "| test S RMSE | fit (s) | eval (µs/atom) | Pareto |")
+    lines = [f"Errors: energy meV/atom, forces eV/Å, stress GPa. Pareto front and choice by `{select}`.", "", head,
+             "|" + "---|" * 11]
+    for r in rows:
+        v, t = r["validation"] or {}, r["test"] or {}
+        lines.append(f"| {r['name']}{' **(chosen)**' if r.get('chosen') else ''} | {r['parameters']} | "
+                     f"{'; '.join(r['bonds'])} | {_fmt(v.get('energy'), 'rmse')} / {_fmt(v.get('energy'), 'mae')} | "
+                     f"{_fmt(v.get('forces'), 'rmse')} / {_fmt(v.get('forces'), 'mae')} | "
+                     f"{_fmt(t.get('energy'), 'rmse')} / {_fmt(t.get('energy'), 'mae')} | "
+                     f"{_fmt(t.get('forces'), 'rmse')} / {_fmt(t.get('forces'), 'mae')} | {_fmt(t.get('stress'), 'rmse')} | "
+                     f"{r['fit_seconds']:.1f} | {r['eval_us_per_atom']:.1f} | {'yes' if r['pareto'] else ''} |")
+    with open(os.path.join(outdir, "scan.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _plots(rows, select, outdir, chosen, cfg, data_dir):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib not installed: no plots (pip install 'etnpot[plot]')")
+        return
+    errs = np.array([r["selected_error"] if r["selected_error"] is not None else np.nan for r in rows], float)
+    params = np.array([r["parameters"] for r in rows])
+    cost = np.array([r["eval_us_per_atom"] for r in rows])
+    front = [i for i, r in enumerate(rows) if r["pareto"]]
+    for xs, xlabel, fname in ((params, "parameters", "error_vs_parameters.png"),
+                              (cost, "evaluation cost (µs/atom, energy + forces)", "error_vs_cost.png")):
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        ax.scatter(xs, errs, c="tab:blue", label="models")
+        if fname.startswith("error_vs_parameters") and front:
+            order = sorted(front, key=lambda i: params[i])
+            ax.plot(params[order], errs[order], "o-", c="tab:red", label="Pareto front")
+        for i, r in enumerate(rows):
+            ax.annotate(r["name"], (xs[i], errs[i]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(select)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, fname), dpi=150)
+        plt.close(fig)
+    if chosen is None:
+        return
+    from .io import load
+    from .metrics import predict
+    from .workflow import read_files
+    from .config import resolve_data_root
+
+    d = cfg["data"]
+    root = resolve_data_root(data_dir, d["root"], os.path.dirname(cfg["_path"]) if cfg.get("_path") else None)
+    configs, _ = read_files(d["test"] or d["train"], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
+                            stress_key=d["stress_key"])
+    pot = load(rows[chosen]["model"])
+    pred = predict(pot, configs)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+    e_ref = [c.energy / len(c) for c in configs if c.energy is not None]
+    e_pred = [p["energy"] / len(c) for c, p in zip(configs, pred) if c.energy is not None]
+    f_ref = np.concatenate([c.forces.ravel() for c in configs if c.forces is not None])
+    f_pred = np.concatenate([p["forces"].ravel() for c, p in zip(configs, pred) if c.forces is not None])
+    for ax, (x, y, lab) in zip(axes, ((e_ref, e_pred, "energy (eV/atom)"), (f_ref, f_pred, "force component (eV/Å)"))):
+        ax.scatter(x, y, s=4, alpha=0.6)
+        lo, hi = min(np.min(x), np.min(y)), max(np.max(x), np.max(y))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"DFT {lab}")
+        ax.set_ylabel(f"ETN {lab}")
+    fig.suptitle(f"{rows[chosen]['name']} on {'test' if d['test'] else 'training'} data", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(outdir, "parity.png"), dpi=150)
+    plt.close(fig)

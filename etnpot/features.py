@@ -112,19 +112,26 @@ class OneParticleBasis:
         Q, dQ = self.radial(r)
         W = self.pair_weights()
         S, L, C = self.n_species, self.l_max + 1, self.n_channels
-        R = np.empty((len(r), L, C))
-        dR = np.empty_like(R)
+        E = len(r)
+        if S == 1:  # one pair type: plain matrix products, no gathering
+            Wt = W[0, 0].reshape(L * C, -1).T
+            return (Q @ Wt).reshape(E, L, C), (dQ @ Wt).reshape(E, L, C)
+        # sort the pairs by type once: contiguous slices, one gather and one scatter in all
         ptype = zi * S + zj
         order = np.argsort(ptype, kind="stable")
         bounds = np.searchsorted(ptype[order], np.arange(S * S + 1))
+        Qs, dQs = Q[order], dQ[order]
+        Rs, dRs = np.empty((E, L * C)), np.empty((E, L * C))
         for t in range(S * S):
-            idx = order[bounds[t] : bounds[t + 1]]
-            if len(idx) == 0:
+            sl = slice(bounds[t], bounds[t + 1])
+            if sl.start == sl.stop:
                 continue
             Wt = W[t // S, t % S].reshape(L * C, -1).T  # (N, L*C)
-            R[idx] = (Q[idx] @ Wt).reshape(-1, L, C)
-            dR[idx] = (dQ[idx] @ Wt).reshape(-1, L, C)
-        return R, dR
+            np.matmul(Qs[sl], Wt, out=Rs[sl])
+            np.matmul(dQs[sl], Wt, out=dRs[sl])
+        R, dR = np.empty_like(Rs), np.empty_like(dRs)
+        R[order], dR[order] = Rs, dRs
+        return R.reshape(E, L, C), dR.reshape(E, L, C)
 
     # ------------------------------------------------------------ features
     def compute(self, graph: Graph):

@@ -134,31 +134,43 @@ class OneParticleBasis:
         return R.reshape(E, L, C), dR.reshape(E, L, C)
 
     # ------------------------------------------------------------ features
-    def compute(self, graph: Graph):
+    def compute(self, graph: Graph, atoms: slice | None = None):
         """Feature blocks ``[F_0, ..., F_lmax]`` (``F_l``: ``(n_atoms, 2l+1, channels(l))``) and
-        the :class:`PairCache` for derivatives."""
-        D = graph.vectors
+        the :class:`PairCache` for derivatives.
+
+        With ``atoms = slice(s0, s1)`` only those centre atoms and their pairs (a contiguous range,
+        pairs being sorted by centre) are computed: evaluation runs chunk by chunk in bounded
+        memory.  ``cache.i`` then indexes atoms within the slice.
+        """
+        if atoms is None:
+            s0, s1, p0, p1 = 0, graph.n_atoms, 0, graph.n_pairs
+        else:
+            s0, s1 = atoms.start, atoms.stop
+            p0, p1 = (int(v) for v in np.searchsorted(graph.i, [s0, s1]))
+        D = graph.vectors[p0:p1]
         r = np.linalg.norm(D, axis=1)
         if len(r) and r.min() == 0.0:
-            e = int(np.argmin(r))
+            e = p0 + int(np.argmin(r))
             raise ValueError(
                 f"configuration {graph.pair_config[e]}: atoms {graph.i[e]} and {graph.j[e]} (global indices) "
                 "coincide (zero distance)")
         Y, dY = real_sph_harm(self.l_max, D, gradients=True)
-        zi, zj = graph.species[graph.i], graph.species[graph.j]
+        ii = graph.i[p0:p1] - s0
+        zi, zj = graph.species[graph.i[p0:p1]], graph.species[graph.j[p0:p1]]
         R, dR = self.pair_radial(r, zi, zj)
-        n, E = graph.n_atoms, graph.n_pairs
-        inc = sp.csr_matrix((np.ones(E), (graph.i, np.arange(E))), shape=(n, E))
-        cache = PairCache(graph.i, r, D / np.where(r > 0, r, 1.0)[:, None], Y, dY, R, dR, inc)
+        n, E = s1 - s0, p1 - p0
+        centre = graph.species[s0:s1]
+        inc = sp.csr_matrix((np.ones(E), (ii, np.arange(E))), shape=(n, E))
+        cache = PairCache(ii, r, D / np.where(r > 0, r, 1.0)[:, None], Y, dY, R, dR, inc)
         blocks = []
         for l in range(self.l_max + 1):
             Yl = Y[:, l * l : (l + 1) ** 2]
             f = (Yl[:, :, None] * R[:, l, None, :]).reshape(E, (2 * l + 1) * self.n_channels)
             Fl = np.asarray(inc @ f).reshape(n, 2 * l + 1, self.n_channels)
             if l == 0:
-                Fl = Fl - self.shift[graph.species][:, None, :]
+                Fl = Fl - self.shift[centre][:, None, :]
                 ind = np.zeros((n, 1, self.n_species))
-                ind[np.arange(n), 0, graph.species] = 1.0
+                ind[np.arange(n), 0, centre] = 1.0
                 Fl = np.concatenate([Fl, ind], axis=2)
             blocks.append(Fl)
         return blocks, cache

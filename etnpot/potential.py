@@ -318,38 +318,42 @@ class ETNPotential:
         return self._compute_graph(g, forces, stress)
 
     def _compute_graph(self, g: Graph, forces=True, stress=True) -> dict:
-        blocks, cache = self.basis.compute(g)
+        """Evaluate chunk by chunk of ``chunk_size`` atoms (features, contraction, pair pull-back),
+        so memory is bounded by the chunk, not the system: cost and memory are linear in atoms."""
+        need_grad = forces or stress
         site = np.zeros(g.n_atoms)
-        grads = [np.zeros_like(b) for b in blocks] if (forces or stress) else None
+        f = np.zeros((g.n_atoms, 3)) if forces else None
+        vir_cfg = np.zeros((g.n_configs, 6)) if stress else None
+        vir_atom = np.zeros((g.n_atoms, 6)) if stress else None
+        first = np.searchsorted(g.i, np.arange(0, g.n_atoms + 1))
         for s0, s1 in self._chunks(g.n_atoms):
-            x = [self._dev(b[s0:s1]) for b in blocks]
-            if grads is None:
+            blocks, cache = self.basis.compute(g, slice(s0, s1))
+            x = [self._dev(b) for b in blocks]
+            if not need_grad:
                 site[s0:s1] = self._host(self.tt.value(x))
-            else:
-                v, gx = self.tt.value_and_input_grad(x)
-                site[s0:s1] = self._host(v)
-                for gl, gxl in zip(grads, gx):
-                    gl[s0:s1] = self._host(gxl)
+                continue
+            v, gx = self.tt.value_and_input_grad(x)
+            site[s0:s1] = self._host(v)
+            gp = self.basis.pair_gradients([self._host(gl) for gl in gx], cache)  # dE/dr_ij of these pairs
+            p0, p1 = first[s0], first[s1]
+            gi, gj = g.i[p0:p1], g.j[p0:p1]
+            if forces:
+                for a in range(3):
+                    f[:, a] += np.bincount(gi, gp[:, a], minlength=g.n_atoms) - np.bincount(gj, gp[:, a], minlength=g.n_atoms)
+            if stress:
+                Dv = g.vectors[p0:p1]
+                vir = np.stack([0.5 * (gp[:, a] * Dv[:, b] + gp[:, b] * Dv[:, a]) for a, b in VOIGT], axis=1)
+                for c in range(6):
+                    vir_cfg[:, c] += np.bincount(g.pair_config[p0:p1], vir[:, c], minlength=g.n_configs)
+                    vir_atom[:, c] += 0.5 * (np.bincount(gi, vir[:, c], minlength=g.n_atoms) +
+                                             np.bincount(gj, vir[:, c], minlength=g.n_atoms))
         energies = site + self.e0[g.species]
         out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs)}
-        if grads is None:
-            return out
-        gp = self.basis.pair_gradients(grads, cache)  # dE/dr_ij, (E, 3)
         if forces:
-            f = np.zeros((g.n_atoms, 3))
-            for a in range(3):
-                f[:, a] = np.bincount(g.i, gp[:, a], minlength=g.n_atoms) - np.bincount(g.j, gp[:, a], minlength=g.n_atoms)
             out["forces"] = f
         if stress:
-            vir = np.stack([gp[:, a] * g.vectors[:, b] for a, b in VOIGT], axis=1)  # (E, 6), symmetric part below
-            vir_t = np.stack([gp[:, b] * g.vectors[:, a] for a, b in VOIGT], axis=1)
-            vir = 0.5 * (vir + vir_t)
-            vol = g.volumes
-            st = np.stack([np.bincount(g.pair_config, vir[:, c], minlength=g.n_configs) for c in range(6)], axis=1)
-            out["stress"] = st / vol[:, None]
-            per = np.stack([np.bincount(g.i, vir[:, c], minlength=g.n_atoms) + np.bincount(g.j, vir[:, c], minlength=g.n_atoms)
-                            for c in range(6)], axis=1)
-            out["stresses"] = 0.5 * per / vol[g.atom_config][:, None]
+            out["stress"] = vir_cfg / g.volumes[:, None]
+            out["stresses"] = vir_atom / g.volumes[g.atom_config][:, None]
         return out
 
     # ------------------------------------------------------------ the linear map of one core

@@ -227,3 +227,14 @@ def test_feature_parameter_jacobian_fd(pot4):
     fd = (res[0]["stress"][0] - res[1]["stress"][0]) / (2 * h)
     np.testing.assert_allclose(lm.stress_rows[0] @ d, fd, atol=1e-6 * max(1.0, np.abs(fd).max()))
     np.testing.assert_allclose(lm.energy_offset, pot.compute(configs)["energy"], rtol=1e-12)
+
+
+def test_chunked_evaluation_equals_whole(small_pot):
+    """Evaluation runs chunk by chunk of atoms (bounded memory); any chunk size gives the same result."""
+    configs = [rattled_triclinic(16, repeat=(2, 2, 2)), random_cluster(17), rattled_triclinic(18)]
+    whole = small_pot.compute(configs)
+    pot = small_pot.copy()
+    pot.chunk_size = 5
+    chunked = pot.compute(configs)
+    for key in whole:
+        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-12, atol=1e-14)

@@ -67,7 +67,7 @@ def _cmd_fit(args) -> int:
     cfg = load_config(args.config)
     if args.output:
         cfg["output"]["model"] = args.output
-    run_fit(cfg, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet)
+    run_fit(cfg, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet, out=print)
     return 0
 
 
@@ -121,7 +121,7 @@ def _cmd_scan(args) -> int:
     cfg = load_config(args.config)
     if not cfg.get("scan"):
         raise ValueError(f"{args.config}: no [scan] section (e.g. order = [2, 3], rank = [2, 4])")
-    scan(cfg, data_dir=args.data_dir, progress=not args.quiet)
+    scan(cfg, data_dir=args.data_dir, progress=not args.quiet, out=print)
     return 0
 
 

@@ -53,10 +53,12 @@ def _get(d, path):
     return d
 
 
-def scan(cfg: dict, data_dir=None, progress: bool = False, out=print) -> list[dict]:
-    """Fit the grid of ``cfg["scan"]`` (see the module docstring); returns one row per model."""
+def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dict]:
+    """Fit the grid of ``cfg["scan"]`` (see the module docstring); returns one row per model.
+    Progress lines go to ``out`` (default: the log at INFO level)."""
     from .workflow import run_fit
 
+    out = out or log.info
     grid = dict(cfg.get("scan") or {})
     select = grid.pop("select", "validation.forces.rmse")
     outdir = grid.pop("output", "scan")

@@ -47,12 +47,13 @@ def read_files(paths, root=None, **keys):
     return out, prov
 
 
-def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=print):
+def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=None):
     """Run the fit described by ``cfg`` (see :mod:`etnpot.config`); returns ``(potential, report)``.
 
-    Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; prints the
-    error tables through ``out``.
+    Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; the error
+    tables go to ``out`` (a callable taking a string; default: the log at INFO level).
     """
+    out = out or log.info
     cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]

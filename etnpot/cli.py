@@ -25,7 +25,12 @@ def _cmd_info(args) -> int:
     print(f"model          {args.model}")
     print(f"format         etnpot v{header['format_version']} (written by etnpot {header['etnpot_version']})")
     print(f"content hash   {header['content_sha256']}")
-    print(f"species        {' '.join(pot.species)}   E0 = {', '.join(f'{e:.6g}' for e in pot.e0)} eV")
+    from ase import Atoms
+
+    iso = [float(pot.compute(Atoms(s), forces=False, stress=False)["energy"][0]) for s in pot.species]
+    print(f"species        {' '.join(pot.species)}")
+    print(f"isolated atom  {', '.join(f'{s} {e:.6g}' for s, e in zip(pot.species, iso))} eV  (E0 plus the TT's per-species "
+          f"constant; E0 alone = {', '.join(f'{e:.6g}' for e in pot.e0)} eV is only a gauge)")
     print(f"symmetry       {'O(3)' if pot.o3 else 'SO(3)'}")
     print(f"features       l_max={b.l_max} n_basis={b.radial.n_basis} channels={b.n_channels} "
           f"species_rank={b.species_rank} r_min={b.radial.r_min:g} r_cut={b.radial.r_cut:g} Å")

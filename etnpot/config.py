@@ -8,6 +8,7 @@ Sections and keys (all but ``data.train`` optional)::
     validation = []                       # if empty: carved from train (validation_fraction)
     validation_fraction = 0.1
     test = ["Si/test.json.xz"]            # only reported, never used to fit or tune
+    test_list = "InP_JPCA2020/test_split.txt"   # or: names (<group>/<file>) of train configurations held out as test
     energy_key = "energy"; forces_key = "forces"; stress_key = "stress"; config_type_key = "config_type"
 
     [model]
@@ -47,7 +48,7 @@ __all__ = ["load_config", "validate_config", "resolve_data_root", "ConfigError",
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "data": {"root": None, "train": [], "validation": [], "validation_fraction": 0.1, "test": [],
+    "data": {"root": None, "train": [], "validation": [], "validation_fraction": 0.1, "test": [], "test_list": None,
              "energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
              "config_type_key": "config_type", "shear_order": None},
     "model": {"species": None, "r_cut": 5.0, "r_min": None, "order": 3, "l_max": 2, "rank": 3, "n_basis": 6,

@@ -227,7 +227,10 @@ def read_fitsnap_json(path) -> list[Configuration]:
                     full = os.path.join(root, f)
                     items.append((os.path.relpath(full, path), full))
         items.sort()
-        return [_parse_fitsnap(open(full).read(), full, _group(rel)) for rel, full in items]
+        out = [_parse_fitsnap(open(full).read(), full, _group(rel)) for rel, full in items]
+        for (rel, _), c in zip(items, out):
+            c.info["name"] = rel.replace(os.sep, "/")
+        return out
     if ".tar" in os.path.basename(path):
         try:
             with tarfile.open(path, "r:*") as tar:
@@ -237,6 +240,7 @@ def read_fitsnap_json(path) -> list[Configuration]:
                 for m in members:
                     text = tar.extractfile(m).read().decode()
                     out.append(_parse_fitsnap(text, f"{path}:{m.name}", _group(_strip_top(m.name))))
+                    out[-1].info["name"] = _strip_top(m.name)
                 return out
         except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
             raise DataError(f"{path}: cannot read archive: {e}") from e

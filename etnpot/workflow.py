@@ -94,12 +94,25 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
             species = sorted(found, key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
     else:
         train, prov_train = read(d["train"])
+        if d["test_list"]:
+            # a fixed test split given by configuration names (e.g. InP's test_split.txt)
+            lst = d["test_list"] if os.path.isabs(d["test_list"]) or root is None else os.path.join(root, d["test_list"])
+            with open(lst) as fh:
+                names = {ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")}
+            held = [c for c in train if c.info.get("name") in names]
+            if len(held) != len(names):
+                raise DataError(f"{lst}: {len(names) - len(held)} listed test configurations are not in the training files")
+            train = [c for c in train if c.info.get("name") not in names]
+            test_from_list, prov_test_list = held, [{"path": os.path.abspath(lst), "sha256": file_sha256(lst)}]
+        else:
+            test_from_list, prov_test_list = [], []
         if d["validation"]:
             validation, prov_val = read(d["validation"])
         else:
             train, validation = split_train_validation(train, d["validation_fraction"], seed=f["seed"])
             prov_val = []
         test, prov_test = read(d["test"]) if d["test"] else ([], [])
+        test, prov_test = test + test_from_list, prov_test + prov_test_list
         if not train:
             raise DataError("the training set is empty")
         species = m["species"] or sorted({s for c in train for s in c.atoms.get_chemical_symbols()},

@@ -1,6 +1,7 @@
 """`etnpot fit` from a TOML config, `etnpot eval --json` contract, config errors with suggestions."""
 import json
 
+import numpy as np
 import pytest
 
 from etnpot.cli import main
@@ -115,3 +116,32 @@ def test_fit_cli_reports_missing_data(tmp_path, capsys):
     (tmp_path / "fit.toml").write_text(CONFIG)
     assert main(["fit", str(tmp_path / "fit.toml"), "-q", "--data-dir", str(tmp_path)]) == 2
     assert "data file not found" in capsys.readouterr().err
+
+
+def test_fixed_test_split_by_names(tmp_path):
+    """[data] test_list holds out named configurations (<group>/<file>) of the training files as test."""
+    from etnpot.config import validate_config
+    from etnpot.workflow import run_fit
+
+    d = tmp_path / "JSON"
+    rng = np.random.default_rng(0)
+    for g in ("EOS", "Shear"):
+        (d / g).mkdir(parents=True)
+        for k in range(3):
+            a = 2.6 + 0.05 * k + (0.1 if g == "Shear" else 0)
+            cfg = {"Dataset": {"Data": [{"AtomTypes": ["In", "P"], "NumAtoms": 2,
+                                         "Lattice": [[0, a, a], [a, 0, a], [a, a, 0]],
+                                         "Positions": [[0, 0, 0], (np.array([a, a, a]) / 2 + 0.05 * rng.normal(size=3)).tolist()],
+                                         "Energy": -7.0 - 0.1 * k, "Forces": [[0.1, 0, 0], [-0.1, 0, 0]],
+                                         "Stress": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}]}}
+            (d / g / f"c{k}.json").write_text("# Header\n" + json.dumps(cfg))
+    (tmp_path / "split.txt").write_text("# test configurations\nEOS/c1.json\nShear/c2.json\n")
+    cfg = validate_config({"data": {"train": ["JSON"], "test_list": "split.txt", "validation_fraction": 0.0},
+                           "model": {"species": ["In", "P"], "order": 1, "l_max": 1, "rank": 1, "n_basis": 3},
+                           "fit": {"sweeps": 1, "active_set": False},
+                           "output": {"model": str(tmp_path / "m.etn")}})
+    _, report = run_fit(cfg, data_dir=str(tmp_path), progress=False)
+    assert report["test"]["n_configs"] == 2 and report["train"]["n_configs"] == 4
+    (tmp_path / "split.txt").write_text("EOS/missing.json\n")
+    with pytest.raises(ValueError, match="1 listed test configurations are not in the training files"):
+        run_fit(cfg, data_dir=str(tmp_path), progress=False)

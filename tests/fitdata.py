@@ -54,3 +54,25 @@ def rel_errors(pot, data):
     e_scale = 1000 * np.std([c.energy / len(c) for c in data])
     f_scale = np.sqrt(np.mean(np.concatenate([c.forces.ravel() for c in data]) ** 2))
     return t["energy"]["rmse"] / e_scale, t["forces"]["rmse"] / f_scale
+
+
+def fit_toml(order=2, l_max=2, rank=2, sweeps=2, validation_fraction=0.2, test=None, extra=""):
+    """A fit configuration (TOML text) for the extxyz files written by the tests (REF_* keys)."""
+    test_line = f'test = ["{test}"]\n' if test else ""
+    return f"""
+[data]
+train = ["train.xyz"]
+{test_line}validation_fraction = {validation_fraction}
+energy_key = "REF_energy"
+forces_key = "REF_forces"
+stress_key = "REF_stress"
+[model]
+species = ["Si", "C"]
+r_cut = 3.8
+order = {order}
+l_max = {l_max}
+rank = {rank}
+n_basis = 4
+[fit]
+sweeps = {sweeps}
+{extra}"""

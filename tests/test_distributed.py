@@ -14,7 +14,7 @@ from etnpot import distributed as D  # noqa: E402
 from etnpot.data import read_dataset  # noqa: E402
 from etnpot.fit import ALSFitter, FitSettings  # noqa: E402
 
-from fitdata import teacher_data  # noqa: E402
+from fitdata import fit_toml, teacher_data  # noqa: E402
 
 READER = dict(energy_key="REF_energy", forces_key="REF_forces", stress_key="REF_stress")
 
@@ -124,27 +124,8 @@ def test_cli_fit_with_distributed_section(tmp_path, data_file):
     from etnpot.cli import main
 
     shutil.copy(data_file, tmp_path / "train.xyz")
-    base = f"""
-[data]
-train = ["train.xyz"]
-test = ["train.xyz"]
-validation_fraction = 0.25
-energy_key = "REF_energy"
-forces_key = "REF_forces"
-stress_key = "REF_stress"
-[model]
-species = ["Si", "C"]
-r_cut = 3.8
-order = 2
-l_max = 1
-rank = 2
-n_basis = 4
-[fit]
-sweeps = 2
-chunk_atoms = 16
-[weights]
-stress = 10.0
-"""
+    base = fit_toml(order=2, l_max=1, rank=2, sweeps=2, validation_fraction=0.25, test="train.xyz",
+                    extra="chunk_atoms = 16\n[weights]\nstress = 10.0\n")
     reports = []
     for name, extra in (("local", ""), ("dist", '\n[distributed]\nscheduler = "local"\nn_workers = 2\n')):
         (tmp_path / f"{name}.toml").write_text(base + f'[output]\nmodel = "{name}.etn"\nreport = "{name}.json"\n' + extra)

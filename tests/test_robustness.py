@@ -22,7 +22,7 @@ from etnpot.grade import ExtrapolationError, ExtrapolationWarning, fit_active_se
 from etnpot.io import ModelFileError
 
 from conftest import random_cluster, rattled_triclinic
-from fitdata import diverse_cells, teacher_data
+from fitdata import diverse_cells, fit_toml, teacher_data
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*inner distance:RuntimeWarning")
 
@@ -239,28 +239,8 @@ def test_22_nonsensical_hyperparameters(kw, msg):
 
 
 # ---------------------------------------------------------------- fitting and checkpoints
-CONFIG = """
-[data]
-train = ["train.xyz"]
-validation_fraction = 0.2
-energy_key = "REF_energy"
-forces_key = "REF_forces"
-stress_key = "REF_stress"
-[model]
-species = ["Si", "C"]
-r_cut = 3.8
-order = {order}
-l_max = 2
-rank = 2
-n_basis = 4
-[fit]
-sweeps = {sweeps}
-tol = 0.0
-patience = 99
-[output]
-model = "{name}.etn"
-checkpoint = "{name}.ckpt"
-"""
+def _config(order, sweeps, name):
+    return fit_toml(order=order, sweeps=sweeps, extra=f'tol = 0.0\npatience = 99\n[output]\nmodel = "{name}.etn"\ncheckpoint = "{name}.ckpt"\n')
 
 
 def _data(tmp_path, n=40):
@@ -277,7 +257,7 @@ def _data(tmp_path, n=40):
 def test_23_fit_interrupted_by_a_signal_resumes_to_the_same_model(tmp_path):
     _data(tmp_path)
     for name in ("full", "cut"):
-        (tmp_path / f"{name}.toml").write_text(CONFIG.format(order=3, sweeps=6, name=name))
+        (tmp_path / f"{name}.toml").write_text(_config(3, 6, name))
     cmd = lambda name, *extra: [sys.executable, "-m", "etnpot", "fit", f"{name}.toml", "-q", "--data-dir",
                                 str(tmp_path), *extra]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
@@ -302,9 +282,9 @@ def test_24_checkpoint_from_a_different_model(tmp_path):
     from etnpot.cli import main
 
     _data(tmp_path, n=8)
-    (tmp_path / "a.toml").write_text(CONFIG.format(order=2, sweeps=1, name="m"))
+    (tmp_path / "a.toml").write_text(_config(2, 1, "m"))
     assert main(["fit", str(tmp_path / "a.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
-    (tmp_path / "b.toml").write_text(CONFIG.format(order=3, sweeps=1, name="m"))
+    (tmp_path / "b.toml").write_text(_config(3, 1, "m"))
     with pytest.raises(ValueError, match=r"checkpoint of a different model: order = 2 in the checkpoint, 3 requested"):
         from etnpot.config import load_config
         from etnpot.workflow import run_fit
@@ -400,7 +380,7 @@ def test_30_same_data_config_seed_give_a_bit_identical_model_file(tmp_path):
     from etnpot.cli import main
 
     _data(tmp_path, n=8)
-    (tmp_path / "a.toml").write_text(CONFIG.format(order=2, sweeps=2, name="a"))
+    (tmp_path / "a.toml").write_text(_config(2, 2, "a"))
     run = lambda: main(["fit", str(tmp_path / "a.toml"), "-q", "--data-dir", str(tmp_path)])
     assert run() == 0
     shutil.copy(tmp_path / "a.etn", tmp_path / "first.etn")

@@ -132,6 +132,7 @@ class ETNPotential:
         self.active_set = None  # extrapolation grade (etnpot.grade.fit_active_set)
         self.backend = "numpy"  # array library of the contractions: numpy, cupy, torch, jax (via autoray)
         self.dtype = "float64"  # or "float32" (faster; ~1e-6 relative error, see README)
+        self.threads = None  # BLAS threads during evaluation (None: the library's default; 1 helps on busy machines)
         self.chunk_size = 2048  # atoms per tensor-train batch: bounds the memory of evaluation
         self._z2s = np.full(120, -1, dtype=np.int64)
         self._z2s[self.numbers] = np.arange(len(self.numbers))
@@ -315,7 +316,12 @@ class ETNPotential:
         Atoms of all configurations are concatenated in order.
         """
         g = self.graph(atoms_list)
-        return self._compute_graph(g, forces, stress)
+        if self.threads is None:
+            return self._compute_graph(g, forces, stress)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(int(self.threads)):
+            return self._compute_graph(g, forces, stress)
 
     def _compute_graph(self, g: Graph, forces=True, stress=True) -> dict:
         """Evaluate chunk by chunk of ``chunk_size`` atoms (features, contraction, pair pull-back),

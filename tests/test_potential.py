@@ -238,3 +238,13 @@ def test_chunked_evaluation_equals_whole(small_pot):
     chunked = pot.compute(configs)
     for key in whole:
         np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-12, atol=1e-14)
+
+
+def test_thread_cap_gives_the_same_result(small_pot):
+    atoms = rattled_triclinic(19)
+    a = small_pot.compute(atoms)
+    pot = small_pot.copy()
+    pot.threads = 1
+    b = pot.compute(atoms)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-12, atol=1e-14)

@@ -44,8 +44,6 @@ def data_files(data_dir, workdir):
 
 
 def child(args):
-    import numpy as np
-
     import etnpot
     from etnpot.chunks import FileChunk
     from etnpot.distributed import count_configurations, start_client

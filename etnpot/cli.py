@@ -98,7 +98,6 @@ def _cmd_eval(args) -> int:
         os.replace(tmp, args.json)
     if args.output:
         import ase.io
-        from ase.calculators.singlepoint import SinglePointCalculator
 
         frames = []
         for c, p in zip(configs, pred):

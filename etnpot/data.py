@@ -358,8 +358,6 @@ def fit_e0(configs, species) -> np.ndarray:
     the compositions do not determine them), in eV."""
     species = list(species)
     rows, y = [], []
-    from ase.data import chemical_symbols
-
     for c in configs:
         if c.energy is None:
             continue

@@ -35,7 +35,6 @@ a supervised, nonlinear step where the model is nonlinear, linear solves where i
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -43,12 +42,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
 
 from . import chunks as C
 from .data import Configuration
 from .io import load, save
-from .lstsq import LeastSquares
 
 __all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
 

@@ -42,7 +42,7 @@ contraction of cores ``< k``) and ``R^{(k+1)} = d value / d u^{(k+1)}`` the righ
 from __future__ import annotations
 
 import numpy as np
-from autoray import do, get_dtype_name, infer_backend, to_numpy
+from autoray import do, get_dtype_name, infer_backend
 
 from .so3 import Irrep, Irreps, clebsch_gordan
 
@@ -117,7 +117,7 @@ def path_design(u, x, w, C):
 def path_left_partial(u, x, C):
     """``out[..., r, m_b, c] = sum C[m_a,m_f,m_b] u[..., m_a, r] x[..., m_f, c]`` (core block left open)."""
     ma, mf, mb = C.shape
-    R, Cf = u.shape[-1], x.shape[-1]
+    Cf = x.shape[-1]
     CX = do("transpose", C, (0, 2, 1)).reshape(ma * mb, mf) @ x  # (..., ma*mb, Cf)
     CX = CX.reshape(CX.shape[:-2] + (ma, mb * Cf))
     Z = _swap(u) @ CX  # (..., R, mb*Cf)
@@ -127,7 +127,7 @@ def path_left_partial(u, x, C):
 def path_right_partial(x, w, C):
     """``out[..., m_a, c, s] = sum C[m_a,m_f,m_b] x[..., m_f, c] w[..., m_b, s]``."""
     ma, mf, mb = C.shape
-    Cf, S = x.shape[-1], w.shape[-1]
+    S = w.shape[-1]
     CW = C.reshape(ma * mf, mb) @ w  # (..., ma*mf, S)
     CW = CW.reshape(CW.shape[:-2] + (ma, mf, S))
     # out[m_a, c, s] = sum_mf x[mf, c] CW[m_a, mf, s]
@@ -372,7 +372,7 @@ class EquivariantTT:
         arr2 = {p: (T, C) for p, T, C in self._arrays(k + 1, like)}
         left, right, cols = {}, {}, []
         for p1, p2 in self.pair_paths(k):
-            (a, f1, m), (_, f2, b) = p1, p2
+            (a, f1, _), (_, f2, b) = p1, p2
             R, C1 = self.cores[k][p1].shape[:2]
             C2, S = self.cores[k + 1][p2].shape[1:]
             if a not in u or b not in w:

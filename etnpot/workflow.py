@@ -7,8 +7,6 @@ import logging
 import os
 import time
 
-import numpy as np
-
 from .config import resolve_data_root, validate_config
 from .data import DataError, read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights

@@ -3,7 +3,6 @@ gives the same numbers as numpy, and the contractions really run on it."""
 import numpy as np
 import pytest
 
-import etnpot
 from etnpot.fit import ALSFitter, FitSettings
 
 from conftest import random_cluster, rattled_triclinic

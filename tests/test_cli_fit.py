@@ -7,7 +7,7 @@ import pytest
 from etnpot.cli import main
 from etnpot.config import ConfigError, validate_config
 
-from fitdata import diverse_cells, teacher_data
+from fitdata import teacher_data
 
 
 def write_small_data(tmp_path):

@@ -85,8 +85,6 @@ def test_objective_never_increases_over_micro_steps():
                 tt.orthogonalize_left(k)
             elif sweep % 2 == 1 and k > 0:
                 tt.orthogonalize_right(k)
-            # the ridge in the canonical gauge is the ridge on the full tensor
-            c = tt.core_vector(k)
     objs = np.array(objs)
     assert np.all(np.diff(objs) <= 1e-12 * objs[:-1]), objs
 
@@ -134,7 +132,7 @@ def _small_fit(tmp_path, name, sweeps, checkpoint=True, resume_from=None):
 
 def test_resume_equals_uninterrupted(tmp_path):
     full = _small_fit(tmp_path, "full", sweeps=4)
-    part = _small_fit(tmp_path, "part", sweeps=2)  # "interrupted" after 2 sweeps: its checkpoint holds sweep 2
+    _small_fit(tmp_path, "part", sweeps=2)  # "interrupted" after 2 sweeps: its checkpoint holds sweep 2
     resumed = _small_fit(tmp_path, "part", sweeps=4, resume_from=str(tmp_path / "part.ckpt"))
     h1 = full.pot.save(tmp_path / "a.etn")
     h2 = resumed.pot.save(tmp_path / "b.etn")

@@ -438,10 +438,17 @@ class ALSFitter:
             bar.close()
         if self.best is not None and self.best[1] != self.history[-1]["sweep"]:
             log.info("restoring the best model (sweep %d)", self.best[1])
-            best = self.best[2]
-            self.pot.tt, self.pot.e0 = best.tt.copy(), best.e0.copy()
+            self._restore_best()
         self.pot.metadata["fit"] = self.summary()
         return self.history
+
+    def _restore_best(self) -> None:
+        """Put the best sweep's parameters back: cores, E0 and the feature (radial/species) weights,
+        which radial steps change too.  The feature normalization is fixed during a fit."""
+        best = self.best[2].copy()
+        self.pot.tt, self.pot.e0 = best.tt, best.e0
+        self.pot.basis.radial_weights = best.basis.radial_weights
+        self.pot.basis.species_weights = best.basis.species_weights
 
     def summary(self) -> dict:
         return {"settings": asdict(self.settings),

@@ -189,3 +189,21 @@ def test_radial_and_lm_steps_lower_the_objective():
     for step in (f.radial_step, f.lm_step):
         info = step()
         assert info["accepted"] and info["loss"] < info["loss_before"], info
+
+
+def test_restoring_the_best_sweep_restores_every_fitted_parameter():
+    """Early stopping restores the best sweep: the cores, E0 *and* the radial/species weights
+    (which the radial steps change), so the restored model predicts exactly as the best one did."""
+    teacher, train, test = teacher_data(order=2, rank=2, noise=0.3, n_train=6, n_test=2)
+    student = student_for(teacher, order=2, rank=2, noise=0.1)
+    f = ALSFitter(student, train, test, settings=FitSettings(sweeps=1), normalize=False, progress=False)
+    f.run()
+    best = f.best[2]
+    student.tt.set_core_vector(0, student.tt.core_vector(0) * 1.1)  # later sweeps moved every part
+    student.e0 = student.e0 + 0.1
+    student.basis.radial_weights = student.basis.radial_weights * 1.05
+    f._restore_best()
+    atoms = [c.atoms for c in test]
+    a, b = student.compute(atoms), best.compute(atoms)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])

@@ -47,7 +47,11 @@ class ETNCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress is defined only for cells periodic in all three directions "
                 f"(pbc={self.atoms.pbc.tolist()}, cell rank={self.atoms.cell.rank})")
-        res = self.potential.compute(self.atoms, forces=True, stress=periodic)
+        if "extrapolation_grades" in properties and (self.extrapolation == "off" or self.potential.active_set is None):
+            raise PropertyNotImplementedError("extrapolation grades need a model with an active set "
+                                              "(etnpot.grade.fit_active_set) and extrapolation != 'off'")
+        grades = self.extrapolation != "off" and self.potential.active_set is not None
+        res = self.potential.compute(self.atoms, forces=True, stress=periodic, grades=grades)
         self.n_calls += 1
         self.results = {
             "energy": float(res["energy"][0]),
@@ -58,33 +62,20 @@ class ETNCalculator(Calculator):
         if periodic:
             self.results["stress"] = res["stress"][0]
             self.results["stresses"] = res["stresses"]
-        self._check_distances()
-        if "extrapolation_grades" in properties and (self.extrapolation == "off" or self.potential.active_set is None):
-            raise PropertyNotImplementedError("extrapolation grades need a model with an active set "
-                                              "(etnpot.grade.fit_active_set) and extrapolation != 'off'")
-        if self.extrapolation != "off" and self.potential.active_set is not None:
-            from .grade import ExtrapolationError, ExtrapolationWarning, extrapolation_grades
+        if res["close_pairs"]:
+            # no training data inside r_min: the radial polynomials are extrapolated there
+            warnings.warn(f"{res['close_pairs']} atom pair(s) closer than the model's inner distance r_min = "
+                          f"{self.potential.basis.radial.r_min:g} Å (shortest {res['min_pair_distance']:.3f} Å): "
+                          "the potential is extrapolated there", RuntimeWarning, stacklevel=2)
+        if grades:
+            from .grade import ExtrapolationError, ExtrapolationWarning
 
-            grades = extrapolation_grades(self.potential, self.atoms)
-            self.results["extrapolation_grades"] = grades
-            worst = float(grades.max()) if len(grades) else 0.0
+            g = res["extrapolation_grades"]
+            self.results["extrapolation_grades"] = g
+            worst = float(g.max()) if len(g) else 0.0
             if worst > self.grade_threshold:
-                msg = (f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(grades))}): "
+                msg = (f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
                        "the potential is used outside its training data")
                 if self.extrapolation == "raise":
                     raise ExtrapolationError(msg)
                 warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
-
-    def _check_distances(self):
-        """Warn when two atoms are closer than the model's inner distance r_min (no training data
-        there: the radial polynomials are extrapolated)."""
-        r_min = self.potential.basis.radial.r_min
-        if r_min <= 0 or len(self.atoms) < 2:
-            return
-        from ase.neighborlist import neighbor_list
-
-        d = neighbor_list("d", self.atoms, r_min)
-        if len(d):
-            warnings.warn(f"{len(d) // 2} atom pair(s) closer than the model's inner distance r_min = {r_min:g} Å "
-                          f"(shortest {d.min():.3f} Å): the potential is extrapolated there", RuntimeWarning,
-                          stacklevel=3)

@@ -171,8 +171,7 @@ def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: floa
 
 def extrapolation_grades(potential, atoms_list) -> np.ndarray:
     """Per-atom grades (all atoms of ``atoms_list`` concatenated); needs ``potential.active_set``."""
-    aset = _checked(potential)
-    return aset.grades(descriptors(potential, atoms_list, aset.core))
+    return potential.compute(atoms_list, forces=False, stress=False, grades=True)["extrapolation_grades"]
 
 
 def _checked(potential):

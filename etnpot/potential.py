@@ -307,39 +307,60 @@ class ETNPotential:
         size = self.chunk_size if size is None else max(1, int(size))
         return [(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
 
-    def compute(self, atoms_list, forces=True, stress=True) -> dict:
+    def compute(self, atoms_list, forces=True, stress=True, grades=False) -> dict:
         """Energies, forces and stresses of one ``ase.Atoms`` or a list of them (batched).
 
         Returns a dict: ``energy`` ``(n_configs,)`` eV, ``energies`` ``(n_atoms,)`` eV (per atom,
         E0 included), and if asked ``forces`` ``(n_atoms, 3)`` eV/Å, ``stress`` ``(n_configs, 6)``
-        and ``stresses`` ``(n_atoms, 6)`` eV/Å^3 (NaN where the cell is not 3-d periodic).
+        and ``stresses`` ``(n_atoms, 6)`` eV/Å^3 (NaN where the cell is not 3-d periodic), and
+        with ``grades=True`` the per-atom ``extrapolation_grades`` (needs an active set, see
+        :mod:`etnpot.grade`).  Always: ``min_pair_distance`` (Å, ``inf`` without pairs) and
+        ``close_pairs``, the number of atom pairs closer than the inner distance ``r_min``.
         Atoms of all configurations are concatenated in order.
         """
         g = self.graph(atoms_list)
         if self.threads is None:
-            return self._compute_graph(g, forces, stress)
+            return self._compute_graph(g, forces, stress, grades)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(int(self.threads)):
-            return self._compute_graph(g, forces, stress)
+            return self._compute_graph(g, forces, stress, grades)
 
-    def _compute_graph(self, g: Graph, forces=True, stress=True) -> dict:
+    def _compute_graph(self, g: Graph, forces=True, stress=True, grades=False) -> dict:
         """Evaluate chunk by chunk of ``chunk_size`` atoms (features, contraction, pair pull-back),
-        so memory is bounded by the chunk, not the system: cost and memory are linear in atoms."""
+        so memory is bounded by the chunk, not the system: cost and memory are linear in atoms.
+        The grades reuse the chunk's features and environments (one contraction pass)."""
         need_grad = forces or stress
+        aset = None
+        if grades:
+            from .grade import _checked
+
+            aset = _checked(self)
+            grade = np.zeros(g.n_atoms)
         site = np.zeros(g.n_atoms)
         f = np.zeros((g.n_atoms, 3)) if forces else None
         vir_cfg = np.zeros((g.n_configs, 6)) if stress else None
         vir_atom = np.zeros((g.n_atoms, 6)) if stress else None
+        r_min, d_min, n_close = self.basis.radial.r_min, np.inf, 0
         first = np.searchsorted(g.i, np.arange(0, g.n_atoms + 1))
         for s0, s1 in self._chunks(g.n_atoms):
             blocks, cache = self.basis.compute(g, slice(s0, s1))
+            if len(cache.r):
+                d_min = min(d_min, float(cache.r.min()))
+                n_close += int(np.count_nonzero(cache.r < r_min))
             x = [self._dev(b) for b in blocks]
-            if not need_grad:
-                site[s0:s1] = self._host(self.tt.value(x))
-                continue
-            v, gx = self.tt.value_and_input_grad(x)
+            if need_grad:
+                v, gx, L, R = self.tt.value_grad_envs(x)
+            else:
+                L = self.tt.left_environments(x)
+                R = self.tt.right_environments(x, downto=aset.core + 1) if aset is not None else None
+                v = self.tt.value(x) if aset is None else L[-1][self.tt.bonds[-1][0][0]][..., 0, 0]
             site[s0:s1] = self._host(v)
+            if aset is not None:
+                k = aset.core
+                grade[s0:s1] = aset.grades(self._host(self.tt.site_design(k, L[k], x, R[k + 1])))
+            if not need_grad:
+                continue
             gp = self.basis.pair_gradients([self._host(gl) for gl in gx], cache)  # dE/dr_ij of these pairs
             p0, p1 = first[s0], first[s1]
             gi, gj = g.i[p0:p1], g.j[p0:p1]
@@ -354,12 +375,15 @@ class ETNPotential:
                     vir_atom[:, c] += 0.5 * (np.bincount(gi, vir[:, c], minlength=g.n_atoms) +
                                              np.bincount(gj, vir[:, c], minlength=g.n_atoms))
         energies = site + self.e0[g.species]
-        out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs)}
+        out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs),
+               "min_pair_distance": d_min, "close_pairs": n_close // 2}  # every pair is listed in both directions
         if forces:
             out["forces"] = f
         if stress:
             out["stress"] = vir_cfg / g.volumes[:, None]
             out["stresses"] = vir_atom / g.volumes[g.atom_config][:, None]
+        if aset is not None:
+            out["extrapolation_grades"] = grade
         return out
 
     # ------------------------------------------------------------ the linear map of one core

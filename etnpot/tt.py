@@ -318,6 +318,13 @@ class EquivariantTT:
 
     def value_and_input_grad(self, x):
         """Value and ``d value / d x`` (list of blocks like ``x``): one forward, one reverse sweep."""
+        val, grad, _, _ = self.value_grad_envs(x)
+        return val, grad
+
+    def value_grad_envs(self, x):
+        """Value, input gradient, and the left and right environments computed on the way
+        (``L[k]`` for ``k = 0..order``, ``R[k]`` for ``k = 1..order``), for callers that also need a
+        core's design (e.g. the extrapolation grade) without contracting again."""
         if self.bonds[-1] not in SCALARS:
             raise ValueError(f"value_and_input_grad() needs an invariant last bond 1x0e, got {self.bonds[-1]}")
         L = self.left_environments(x)
@@ -328,7 +335,7 @@ class EquivariantTT:
                 grad[f] = grad[f] + g
         last = L[-1].get(self.bonds[-1][0][0])
         val = last[..., 0, 0] if last is not None else _zeros(tuple(x[0].shape[:-2]), x[0])
-        return val, grad
+        return val, grad, L, R
 
     def design(self, k, x):
         """``Phi^{(k)}(x)``, shape ``(..., P_k)``: the value is ``Phi @ core_vector(k)``."""

@@ -340,6 +340,17 @@ def test_27_active_set_survives_save_load_and_detects_stale_models(graded, tmp_p
         etnpot.grade.extrapolation_grades(again, atoms)
 
 
+def test_27b_grades_from_the_evaluation_pass_equal_the_descriptor_route(graded):
+    """The calculator grades atoms in the same pass as energies and forces (reusing features and
+    environments); that equals grading the linearized features computed on their own."""
+    pot, train = graded
+    atoms = [c.atoms for c in train[:3]] + diverse_cells(1, seed=11)
+    ref = pot.active_set.grades(etnpot.grade.descriptors(pot, atoms, pot.active_set.core))
+    for forces in (True, False):
+        got = pot.compute(atoms, forces=forces, stress=False, grades=True)["extrapolation_grades"]
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
 def test_28_active_learning_selects_the_out_of_distribution_candidates(graded):
     pot, train = graded
     cands = [c.atoms.copy() for c in train[:4]]

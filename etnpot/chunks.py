@@ -195,17 +195,10 @@ def data_loss(chunk, pot, weights, want_stress) -> float:
 
 
 def e0_system(chunk, species):
-    """``(C^T C, C^T E)`` of the composition least squares for E0 (configurations with energies)."""
-    S = len(species)
-    CtC, CtE = np.zeros((S, S)), np.zeros(S)
-    for c in chunk.configurations():
-        if c.energy is None:
-            continue
-        sym = c.atoms.get_chemical_symbols()
-        row = np.array([sym.count(s) for s in species], float)
-        CtC += np.outer(row, row)
-        CtE += row * c.energy
-    return CtC, CtE
+    """The chunk's share of the composition least squares for E0 (:func:`etnpot.data.composition_system`)."""
+    from .data import composition_system
+
+    return composition_system(chunk.configurations(), species)
 
 
 def feature_moments(chunk, pot):

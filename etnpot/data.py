@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
-__all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0",
+__all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0", "composition_system",
            "split_train_validation", "DataError", "KBAR_PER_EV_A3"]
 
 log = logging.getLogger(__name__)
@@ -353,22 +353,32 @@ def read_dataset(path, **kwargs) -> list[Configuration]:
 # ------------------------------------------------------------------ helpers
 
 
-def fit_e0(configs, species) -> np.ndarray:
-    """Per-species reference energies by least squares on composition (minimum norm if
-    the compositions do not determine them), in eV."""
-    species = list(species)
-    rows, y = [], []
+def composition_system(configs, species):
+    """``(C^T C, C^T E)`` of the least squares ``E_c ~ sum_s n_cs E0_s`` over the configurations
+    with energies (``n_cs``: atoms of species ``s`` in configuration ``c``).  Sums of systems add
+    up, so the fit reduces them over chunks."""
+    S = len(species)
+    CtC, CtE = np.zeros((S, S)), np.zeros(S)
     for c in configs:
         if c.energy is None:
             continue
         sym = c.atoms.get_chemical_symbols()
-        rows.append([sym.count(s) for s in species])
-        y.append(c.energy)
-    if not rows:
-        return np.zeros(len(species))
-    A, y = np.asarray(rows, float), np.asarray(y, float)
-    e0, *_ = np.linalg.lstsq(A, y, rcond=None)
-    return e0
+        row = np.array([sym.count(s) for s in species], float)
+        CtC += np.outer(row, row)
+        CtE += row * c.energy
+    return CtC, CtE
+
+
+def e0_from_system(system) -> np.ndarray:
+    """Per-species reference energies (eV) from :func:`composition_system` (minimum norm if the
+    compositions do not determine them, e.g. a single composition of two species)."""
+    CtC, CtE = system
+    return np.linalg.lstsq(CtC, CtE, rcond=None)[0]
+
+
+def fit_e0(configs, species) -> np.ndarray:
+    """Per-species reference energies by least squares on composition, in eV."""
+    return e0_from_system(composition_system(configs, list(species)))
 
 
 def split_train_validation(configs, fraction=0.1, seed=0):

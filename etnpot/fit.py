@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import chunks as C
-from .data import Configuration
+from .data import Configuration, e0_from_system
 from .io import load, save
 
 __all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
@@ -132,8 +132,7 @@ class ALSFitter:
                 offset += C.n_configs(ch)
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
-            CtC, CtE = self._map(C.e0_system, self._chunks, self.pot.species)
-            self.pot.e0 = np.linalg.lstsq(CtC, CtE, rcond=None)[0]
+            self.pot.e0 = e0_from_system(self._map(C.e0_system, self._chunks, self.pot.species))
         elif e0 is not None and e0 != "keep":
             self.pot.e0 = np.array([float(dict(e0)[s]) for s in self.pot.species])
         if normalize:

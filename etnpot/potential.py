@@ -528,19 +528,13 @@ class ETNPotential:
         b = self.basis
         blocks, cache = b.compute(g)
         tt = self.tt
-        S, Lp, C, N, K = b.n_species, b.l_max + 1, b.n_channels, b.radial.n_basis, b.species_rank
+        S, Lp, C, N = b.n_species, b.l_max + 1, b.n_channels, b.radial.n_basis
         PW = S * S * Lp * C * N
         # chain rule W -> (B, A): dW[ab,l,c,n] / dB[l,c,n,k] = A[l,k,a,b]/s, dW/dA[l,k,a,b] = B[l,c,n,k]/s
         sc = 1.0 / b.scale  # (L, C)
-        dW_dB = np.zeros((S, S, Lp, C, N, Lp, C, N, K))
-        dW_dA = np.zeros((S, S, Lp, C, N, Lp, K, S, S))
-        for l in range(Lp):
-            for c in range(C):
-                for n in range(N):
-                    dW_dB[:, :, l, c, n, l, c, n, :] = np.transpose(b.species_weights[l], (1, 2, 0)) * sc[l, c]
-                    for a in range(S):
-                        for bb in range(S):
-                            dW_dA[a, bb, l, c, n, l, :, a, bb] = b.radial_weights[l, c, n, :] * sc[l, c]
+        eL, eC, eN, eS = np.eye(Lp), np.eye(C), np.eye(N), np.eye(S)
+        dW_dB = np.einsum("lkab,lc,lL,cD,nM->ablcnLDMk", b.species_weights, sc, eL, eC, eN)
+        dW_dA = np.einsum("lcnk,lc,lL,aA,bB->ablcnLkAB", b.radial_weights, sc, eL, eS, eS)
         chain = np.concatenate([dW_dB.reshape(PW, -1), dW_dA.reshape(PW, -1)], axis=1)  # (PW, P_feat)
         Pf = chain.shape[1]
         Q, dQ = b.radial(cache.r)

@@ -70,6 +70,8 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
     os.makedirs(outdir, exist_ok=True)
     keys = list(grid)
     values = [v if isinstance(v, list) else [v] for v in grid.values()]
+    reference, first_file = _reference_data(cfg, data_dir)  # for the cost timing and the parity plot
+    cost_atoms = [c.atoms for c in reference[: min(50, first_file)]]
     rows = []
     for combo in itertools.product(*values):
         c = copy.deepcopy({k: v for k, v in cfg.items() if k != "scan"})
@@ -83,7 +85,7 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
         row = {"name": name, **setting, "parameters": pot.num_parameters,
                "bonds": [str(b) for b in pot.tt.bonds[1:-1]], "fit_seconds": fit_s,
                "validation": report["validation"], "test": report["test"], "model": c["output"]["model"]}
-        row["eval_us_per_atom"] = _eval_cost(pot, c, data_dir)
+        row["eval_us_per_atom"] = _eval_cost(pot, cost_atoms)
         row["selected_error"] = _get(row, select)
         rows.append(row)
         out(f"{name}: {row['parameters']} parameters, {select} = {row['selected_error']}, fit {fit_s:.1f} s, "
@@ -96,21 +98,25 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
     if chosen is not None:
         rows[chosen]["chosen"] = True
     _write(rows, select, outdir)
-    _plots(rows, select, outdir, chosen, cfg, data_dir)
+    _plots(rows, select, outdir, chosen, reference, "test" if cfg["data"]["test"] else "training")
     out(f"scan table: {os.path.join(outdir, 'scan.md')}")
     return rows
 
 
-def _eval_cost(pot, cfg, data_dir) -> float:
+def _reference_data(cfg, data_dir):
+    """The test files (else the training files), read once: ``(configurations, count of the first file)``."""
     from .config import resolve_data_root
     from .workflow import read_files
 
     d = cfg["data"]
     root = resolve_data_root(data_dir, d["root"], os.path.dirname(cfg["_path"]) if cfg.get("_path") else None)
-    paths = d["test"] or d["train"]
-    configs, _ = read_files(paths[:1], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
-                            stress_key=d["stress_key"])
-    atoms = [c.atoms for c in configs[:50]]
+    configs, prov = read_files(d["test"] or d["train"], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
+                               stress_key=d["stress_key"])
+    return configs, prov[0]["n_configs"]
+
+
+def _eval_cost(pot, atoms) -> float:
+    """Energy + forces time per atom (µs), median of 3."""
     n = sum(len(a) for a in atoms)
     ts = []
     for _ in range(3):
@@ -143,7 +149,7 @@ def _write(rows, select, outdir):
         fh.write("\n".join(lines) + "\n")
 
 
-def _plots(rows, select, outdir, chosen, cfg, data_dir):
+def _plots(rows, select, outdir, chosen, configs, which):
     try:
         import matplotlib
 
@@ -176,13 +182,7 @@ def _plots(rows, select, outdir, chosen, cfg, data_dir):
         return
     from .io import load
     from .metrics import predict
-    from .workflow import read_files
-    from .config import resolve_data_root
 
-    d = cfg["data"]
-    root = resolve_data_root(data_dir, d["root"], os.path.dirname(cfg["_path"]) if cfg.get("_path") else None)
-    configs, _ = read_files(d["test"] or d["train"], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
-                            stress_key=d["stress_key"])
     pot = load(rows[chosen]["model"])
     pred = predict(pot, configs)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
@@ -196,7 +196,7 @@ def _plots(rows, select, outdir, chosen, cfg, data_dir):
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.set_xlabel(f"DFT {lab}")
         ax.set_ylabel(f"ETN {lab}")
-    fig.suptitle(f"{rows[chosen]['name']} on {'test' if d['test'] else 'training'} data", fontsize=9)
+    fig.suptitle(f"{rows[chosen]['name']} on {which} data", fontsize=9)
     fig.tight_layout()
     fig.savefig(os.path.join(outdir, "parity.png"), dpi=150)
     plt.close(fig)

@@ -89,7 +89,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
             found = set()
             for s in map_reduce(client, species_of, train, reduce=False):
                 found |= set(s)
-            species = sorted(found, key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
+            species = _by_atomic_number(found)
     else:
         train, prov_train = read(d["train"])
         if d["test_list"]:
@@ -113,8 +113,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         test, prov_test = test + test_from_list, prov_test + prov_test_list
         if not train:
             raise DataError("the training set is empty")
-        species = m["species"] or sorted({s for c in train for s in c.atoms.get_chemical_symbols()},
-                                         key=lambda s: __import__("ase.data", fromlist=["atomic_numbers"]).atomic_numbers[s])
+        species = m["species"] or _by_atomic_number({s for c in train for s in c.atoms.get_chemical_symbols()})
     log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
              "chunks" if client else "configurations", time.perf_counter() - t0)
     out_model = _rel(o["model"], cdir)
@@ -173,6 +172,12 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if client is not None:
         client.close()
     return pot, report
+
+
+def _by_atomic_number(symbols) -> list:
+    from ase.data import atomic_numbers
+
+    return sorted(symbols, key=lambda s: atomic_numbers[s])
 
 
 def _rel(p, base):

@@ -229,22 +229,14 @@ def test_feature_parameter_jacobian_fd(pot4):
     np.testing.assert_allclose(lm.energy_offset, pot.compute(configs)["energy"], rtol=1e-12)
 
 
-def test_chunked_evaluation_equals_whole(small_pot):
-    """Evaluation runs chunk by chunk of atoms (bounded memory); any chunk size gives the same result."""
+@pytest.mark.parametrize("setting, value", [("chunk_size", 5), ("threads", 1)])
+def test_evaluation_settings_do_not_change_results(small_pot, setting, value):
+    """Evaluation runs chunk by chunk of atoms (bounded memory) and may cap BLAS threads; any chunk
+    size and thread cap gives the same result."""
     configs = [rattled_triclinic(16, repeat=(2, 2, 2)), random_cluster(17), rattled_triclinic(18)]
     whole = small_pot.compute(configs)
     pot = small_pot.copy()
-    pot.chunk_size = 5
-    chunked = pot.compute(configs)
+    setattr(pot, setting, value)
+    other = pot.compute(configs)
     for key in whole:
-        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-12, atol=1e-14)
-
-
-def test_thread_cap_gives_the_same_result(small_pot):
-    atoms = rattled_triclinic(19)
-    a = small_pot.compute(atoms)
-    pot = small_pot.copy()
-    pot.threads = 1
-    b = pot.compute(atoms)
-    for key in a:
-        np.testing.assert_allclose(b[key], a[key], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(other[key], whole[key], rtol=1e-12, atol=1e-14)

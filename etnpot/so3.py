@@ -80,13 +80,14 @@ def natural_irrep(l: int, o3: bool) -> Irrep:
     return Irrep(l, (-1) ** l if o3 else 0)
 
 
-def path_allowed(a: Irrep, l: int, b: Irrep) -> bool:
-    """Whether ``a (x) Y_l -> b`` is an equivariant coupling (triangle rule and parity)."""
-    if not abs(a.l - l) <= b.l <= a.l + l:
+def path_allowed(a: Irrep, f: Irrep, b: Irrep) -> bool:
+    """Whether ``a (x) f -> b`` is an equivariant coupling: the triangle rule and, for O(3)
+    irreps, parity ``p_a p_f = p_b`` (SO(3) irreps, parity 0, couple by the triangle rule alone)."""
+    if not abs(a.l - f.l) <= b.l <= a.l + f.l:
         return False
-    if a.p == 0 and b.p == 0:
+    if a.p == 0 and f.p == 0 and b.p == 0:
         return True
-    return a.p * (-1) ** l == b.p
+    return a.p * f.p == b.p
 
 
 class Irreps(tuple):
@@ -194,11 +195,6 @@ def _real_from_complex(l: int) -> np.ndarray:
     if err > 1e-10:  # pragma: no cover - would mean sphericart changed its normalization
         raise RuntimeError(f"real/complex SH basis change for l={l} is not unitary ({err:.1e})")
     return V
-
-
-@functools.lru_cache(maxsize=None)
-def _log_factorials(n: int) -> tuple:
-    return tuple(math.lgamma(k + 1) for k in range(n + 1))
 
 
 def _complex_cg(l1: int, l2: int, l3: int) -> np.ndarray:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from autoray import do, get_dtype_name, infer_backend
 
-from .so3 import Irrep, Irreps, clebsch_gordan
+from .so3 import Irrep, Irreps, clebsch_gordan, path_allowed
 
 __all__ = ["EquivariantTT", "path_forward", "path_backward", "path_input_grad", "path_design"]
 
@@ -186,7 +186,7 @@ class EquivariantTT:
         for a, _ in self.bonds[k]:
             for f, (fi, _) in enumerate(self.inputs):
                 for b, _ in self.bonds[k + 1]:
-                    if _allowed(a, fi, b):
+                    if path_allowed(a, fi, b):
                         out.append((a, f, b))
         return out
 
@@ -658,11 +658,3 @@ def _ones_like(ref, lead):
     if infer_backend(ref) == "numpy":
         return np.ones(tuple(lead) + (1, 1), dtype=ref.dtype)
     return do("ones", tuple(lead) + (1, 1), like=ref, dtype=get_dtype_name(ref))
-
-
-def _allowed(a: Irrep, fi: Irrep, b: Irrep) -> bool:
-    if not abs(a.l - fi.l) <= b.l <= a.l + fi.l:
-        return False
-    if a.p == 0 and fi.p == 0 and b.p == 0:
-        return True
-    return a.p * fi.p == b.p

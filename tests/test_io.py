@@ -79,9 +79,6 @@ def test_overwrite_is_atomic(small_pot, tmp_path):
     small_pot.save(path)
     before = path.read_bytes()
 
-    class Boom(Exception):
-        pass
-
     bad = small_pot.copy()
     bad.metadata["x"] = object()  # not JSON serializable: the write fails before the rename
     with pytest.raises(TypeError):

@@ -56,11 +56,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
     root = resolve_data_root(data_dir, d["root"], cdir)
-    keys = dict(energy_key=d["energy_key"], forces_key=d["forces_key"], stress_key=d["stress_key"],
-                config_type_key=d["config_type_key"])
-    if d["shear_order"]:
-        keys["shear_order"] = d["shear_order"]
-    read = lambda paths: read_files(paths, root, **keys)
+    keys = _reader_keys(d)
     full = lambda paths: [p if (os.path.isabs(p) or root is None) else os.path.join(root, p) for p in paths]
     dist = cfg["distributed"]
     client = None
@@ -91,28 +87,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                 found |= set(s)
             species = _by_atomic_number(found)
     else:
-        train, prov_train = read(d["train"])
-        if d["test_list"]:
-            # a fixed test split given by configuration names (e.g. InP's test_split.txt)
-            lst = d["test_list"] if os.path.isabs(d["test_list"]) or root is None else os.path.join(root, d["test_list"])
-            with open(lst) as fh:
-                names = {ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")}
-            held = [c for c in train if c.info.get("name") in names]
-            if len(held) != len(names):
-                raise DataError(f"{lst}: {len(names) - len(held)} listed test configurations are not in the training files")
-            train = [c for c in train if c.info.get("name") not in names]
-            test_from_list, prov_test_list = held, [{"path": os.path.abspath(lst), "sha256": file_sha256(lst)}]
-        else:
-            test_from_list, prov_test_list = [], []
-        if d["validation"]:
-            validation, prov_val = read(d["validation"])
-        else:
-            train, validation = split_train_validation(train, d["validation_fraction"], seed=f["seed"])
-            prov_val = []
-        test, prov_test = read(d["test"]) if d["test"] else ([], [])
-        test, prov_test = test + test_from_list, prov_test + prov_test_list
-        if not train:
-            raise DataError("the training set is empty")
+        (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root, f["seed"])
         species = m["species"] or _by_atomic_number({s for c in train for s in c.atoms.get_chemical_symbols()})
     log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
              "chunks" if client else "configurations", time.perf_counter() - t0)
@@ -172,6 +147,58 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if client is not None:
         client.close()
     return pot, report
+
+
+def read_splits(cfg: dict, data_dir=None):
+    """The train, validation and test configurations a fit of ``cfg`` uses, read locally.
+
+    The same split as :func:`run_fit` (validation carved from training with ``[fit] seed``;
+    a fixed test list removed from training first), so that other codes, e.g. the peer
+    fits in ``fitting/peers``, can be trained and tested on exactly the same data.
+    Returns ``(train, validation, test)``, lists of :class:`etnpot.data.Configuration`.
+    """
+    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
+    cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
+    root = resolve_data_root(data_dir, cfg["data"]["root"], cdir)
+    return _read_local_splits(cfg, root, cfg["fit"]["seed"])[0]
+
+
+def _read_local_splits(cfg, root, seed):
+    d = cfg["data"]
+    keys = _reader_keys(d)
+    read = lambda paths: read_files(paths, root, **keys)
+    train, prov_train = read(d["train"])
+    if d["test_list"]:
+        # a fixed test split given by configuration names (e.g. InP's test_split.txt)
+        lst = d["test_list"] if os.path.isabs(d["test_list"]) or root is None else os.path.join(root, d["test_list"])
+        with open(lst) as fh:
+            names = {ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")}
+        held = [c for c in train if c.info.get("name") in names]
+        if len(held) != len(names):
+            raise DataError(f"{lst}: {len(names) - len(held)} listed test configurations are not in the training files")
+        train = [c for c in train if c.info.get("name") not in names]
+        test_from_list, prov_test_list = held, [{"path": os.path.abspath(lst), "sha256": file_sha256(lst)}]
+    else:
+        test_from_list, prov_test_list = [], []
+    if d["validation"]:
+        validation, prov_val = read(d["validation"])
+    else:
+        train, validation = split_train_validation(train, d["validation_fraction"], seed=seed)
+        prov_val = []
+    test, prov_test = read(d["test"]) if d["test"] else ([], [])
+    test, prov_test = test + test_from_list, prov_test + prov_test_list
+    if not train:
+        raise DataError("the training set is empty")
+    return (train, validation, test), (prov_train, prov_val, prov_test)
+
+
+def _reader_keys(d: dict) -> dict:
+    """The reader keyword arguments named by a config's ``[data]`` section."""
+    keys = dict(energy_key=d["energy_key"], forces_key=d["forces_key"], stress_key=d["stress_key"],
+                config_type_key=d["config_type_key"])
+    if d["shear_order"]:
+        keys["shear_order"] = d["shear_order"]
+    return keys
 
 
 def _by_atomic_number(symbols) -> list:

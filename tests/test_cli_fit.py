@@ -121,7 +121,7 @@ def test_fit_cli_reports_missing_data(tmp_path, capsys):
 def test_fixed_test_split_by_names(tmp_path):
     """[data] test_list holds out named configurations (<group>/<file>) of the training files as test."""
     from etnpot.config import validate_config
-    from etnpot.workflow import run_fit
+    from etnpot.workflow import read_splits, run_fit
 
     d = tmp_path / "JSON"
     rng = np.random.default_rng(0)
@@ -142,6 +142,13 @@ def test_fixed_test_split_by_names(tmp_path):
                            "output": {"model": str(tmp_path / "m.etn")}})
     _, report = run_fit(cfg, data_dir=str(tmp_path), progress=False)
     assert report["test"]["n_configs"] == 2 and report["train"]["n_configs"] == 4
+    # read_splits hands other codes (the peer fits) exactly the configurations run_fit used
+    train, validation, test = read_splits(cfg, data_dir=str(tmp_path))
+    assert sorted(c.info["name"] for c in test) == ["EOS/c1.json", "Shear/c2.json"]
+    assert len(train) == 4 and not validation and not {c.info["name"] for c in train} & {"EOS/c1.json", "Shear/c2.json"}
+    cfg_v = {**cfg, "data": {**cfg["data"], "validation_fraction": 0.25}}
+    train_v, validation_v, _ = read_splits(cfg_v, data_dir=str(tmp_path))
+    assert len(train_v) == 3 and len(validation_v) == 1
     (tmp_path / "split.txt").write_text("EOS/missing.json\n")
     with pytest.raises(ValueError, match="1 listed test configurations are not in the training files"):
         run_fit(cfg, data_dir=str(tmp_path), progress=False)

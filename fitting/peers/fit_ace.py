@@ -11,7 +11,8 @@ linear in the coefficients. The design matrix is built by python-ace's ``LinearA
 energy rows (per atom, less a least-squares per-species reference energy) are scaled by
 ``sqrt(--energy-weight)`` against unit-weight force rows, as in the etnpot fits, and the ridge
 problem is solved with scikit-learn's ``Ridge`` (python-ace's ``LinearACEFit`` default model).
-Writes ``OUT.json`` (parameters, fit time, peak memory, test errors) and ``OUT.yaml``.
+Writes ``OUT.json`` (parameters, fit time, peak memory, test errors), ``OUT.yaml`` (B-basis)
+and ``OUT.yace`` (the C-tilde form that evaluates fastest).
 
 python-ace is under an academic licence: it is run here as a benchmark, never copied.
 """
@@ -90,6 +91,7 @@ def main():
     coef = model.coef_
     basis = ds.get_bbasis(model)
     basis.save(f"{args.out}.yaml")
+    basis.to_ACECTildeBasisSet().save_yaml(f"{args.out}.yace")  # the fast C-tilde form, for evaluation
     test_ds = LinearACEDataset(basis, frame(test, e0))
     test_ds.get_design_matrix(max_workers=args.workers)
     res = {"code": "linear ACE (python-ace 0.4.0rc1)", "model": f"{args.functions} functions/element",

@@ -1,0 +1,124 @@
+"""Evaluation speed of etnpot against MTP (motep's engines), linear ACE, GAP and EMT, in one run.
+
+    python benchmarks/bench_peers.py --peers .peers --models fitting/peers/models [--quick]
+
+Every code evaluates energy+forces on the same rattled bulk cells through ``peer_timing.py``,
+each in its own virtual environment (made by ``fitting/peers/install.sh``), one process per code
+and model, one after another, so all share the same machine state. Peers run single-threaded
+(``OMP_NUM_THREADS=1``, as motep's C engine and python-ace are); etnpot is measured both with one
+BLAS thread and with all cores. The models are those fitted by the campaigns
+(``fitting/zuo2020``, ``fitting/inp``) and by ``fitting/peers`` on the same splits, so the
+accuracy of each is in those tables. Prints per-atom times, the ratio of etnpot's time (one thread) to each code's at each size, and the scaling exponent (slope of log time vs log atoms) over
+the sizes >= 1000 atoms; writes everything to ``--json``.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def runs(peers, models, quick):
+    """(label, python, code, model, cell, sizes, threads) for every measurement."""
+    main_py = sys.executable
+    small = [64, 1000, 8000]
+    large = small + ([] if quick else [27000, 64000, 110592])
+    m = lambda name: os.path.join(models, name)
+    z = lambda name: os.path.join(ROOT, "fitting", name)
+    mtp = os.path.join(peers, "motep", "bin", "python")
+    ace = os.path.join(peers, "ace", "bin", "python")
+    gap = os.path.join(peers, "gap", "bin", "python")
+    out = [
+        ("ETN d3 r3 (847 p)", main_py, "etn", z("zuo2020/Si_d3_r3.etn"), "Si", large, 1),
+        ("ETN d4 r3 (1468 p)", main_py, "etn", z("zuo2020/Si_d4_r3.etn"), "Si", large, 1),
+        ("ETN d4 r3 (1468 p), 2 threads", main_py, "etn", z("zuo2020/Si_d4_r3.etn"), "Si", large, 2),
+        ("MTP level 10, cext", mtp, "mtp-cext", m("Si_mtp10.mtp"), "Si", large, 1),
+        ("MTP level 16, cext", mtp, "mtp-cext", m("Si_mtp16.mtp"), "Si", large, 1),
+        ("MTP level 16, numba", mtp, "mtp-numba", m("Si_mtp16.mtp"), "Si", small, 1),
+        ("MTP level 16, numpy", mtp, "mtp-numpy", m("Si_mtp16.mtp"), "Si", small[:2], 1),
+        ("linear ACE 300", ace, "ace", m("Si_ace300.yace"), "Si", large, 1),
+        ("linear ACE 1000", ace, "ace", m("Si_ace1000.yace"), "Si", large, 1),
+        ("GAP 500 sparse", gap, "gap", m("Si_gap500.xml"), "Si", small, 1),
+        ("GAP 2000 sparse", gap, "gap", m("Si_gap2000.xml"), "Si", small, 1),
+        ("ETN d3 r3 (847 p)", main_py, "etn", z("zuo2020/Cu_d3_r3.etn"), "Cu", large, 1),
+        ("ASE EMT", main_py, "emt", None, "Cu", large, 1),
+        ("ETN d3 r3 (InP)", main_py, "etn", z("inp/InP_d3_r3.etn"), "InP", large, 1),
+        ("MTP level 10, cext", mtp, "mtp-cext", m("InP_mtp10.mtp"), "InP", large, 1),
+        ("linear ACE 1000", ace, "ace", m("InP_ace1000.yace"), "InP", large, 1),
+        ("GAP 500 sparse", gap, "gap", m("InP_gap500.xml"), "InP", small, 1),
+    ]
+    return out
+
+
+REFERENCE = {"Si": "ETN d4 r3 (1468 p)", "Cu": "ETN d3 r3 (847 p)", "InP": "ETN d3 r3 (InP)"}
+
+
+def measure(label, python, code, model, cell, sizes, threads, repeat):
+    if model and not os.path.exists(model):
+        print(f"  skipped {label}: {model} not found", flush=True)
+        return []
+    if not os.path.exists(python):
+        print(f"  skipped {label}: no environment {python}", flush=True)
+        return []
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[k] = str(threads)
+    cmd = [python, os.path.join(HERE, "peer_timing.py"), "--code", code, "--cell", cell, "--repeat", str(repeat),
+           "--atoms", *map(str, sizes)] + (["--model", model] if model else [])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"  FAILED {label}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        return []
+    rows = [json.loads(ln) | {"label": label, "threads": threads} for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    for r in rows:
+        print(f"  {cell:4s} {label:32s} {r['n_atoms']:7d} atoms  {r['median_s'] * 1e6 / r['n_atoms']:9.1f} µs/atom"
+              f"  (median {r['median_s']:.4g} s, peak {r['peak_rss_mb']:.0f} MB)", flush=True)
+    return rows
+
+
+def exponent(rows):
+    pts = [(r["n_atoms"], r["median_s"]) for r in rows if r["n_atoms"] >= 1000]
+    if len(pts) < 2:
+        return None
+    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peers", default=os.path.join(ROOT, ".peers"), help="folder of the peer venvs (install.sh)")
+    ap.add_argument("--models", default=os.path.join(ROOT, "fitting", "peers", "models"), help="fitted peer models")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="sizes up to 8,000 atoms only")
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "peers.json"))
+    args = ap.parse_args()
+    rows = []
+    for spec in runs(args.peers, args.models, args.quick):
+        rows += measure(*spec, repeat=args.repeat)
+    # ratio ETN time / peer time at each size (<= 1: etnpot is faster), against the ETN model of
+    # each cell whose accuracy is comparable to the peers' (see fitting/peers/README.md)
+    print("\nETN time / peer time (<= 1: etnpot faster), and scaling exponent over 1e3..1e5 atoms:")
+    summary = []
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        ref = {r["n_atoms"]: r["median_s"] for r in rows if r["cell"] == cell and r["label"] == REFERENCE[cell]}
+        for label in dict.fromkeys(r["label"] for r in rows if r["cell"] == cell):
+            mine = [r for r in rows if r["cell"] == cell and r["label"] == label]
+            ratios = {r["n_atoms"]: ref[r["n_atoms"]] / r["median_s"] for r in mine if r["n_atoms"] in ref}
+            e = exponent(mine)
+            summary.append({"cell": cell, "label": label, "reference": REFERENCE[cell], "etn_over_peer": ratios,
+                            "exponent": e, "peak_rss_mb": max(r["peak_rss_mb"] for r in mine)})
+            print(f"  {cell:4s} {label:32s} " + "  ".join(f"{n}: {v:6.2f}" for n, v in ratios.items())
+                  + (f"   exponent {e:.3f}" if e is not None else ""))
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump({"rows": rows, "summary": summary}, fh, indent=1)
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Time energy+forces of one ASE calculator on bulk cells; run inside any code's environment.
+
+This file imports only numpy and ASE at module level, so the same harness runs in etnpot's
+environment and in each peer's own virtual environment (motep, python-ace, quippy), which is
+how ``bench_peers.py`` measures every code in one run on identical cells::
+
+    python peer_timing.py --code mtp-cext --model Si_mtp16.mtp --cell Si --atoms 1000 8000
+
+Each cell is a rattled (0.03 Å) supercell; every repetition moves all atoms by a further
+0.001 Å so that no code can return cached results, as in an MD step. Prints one JSON line per
+cell size: median, min and max seconds of energy+forces over ``--repeat`` calls after a warm-up,
+and the peak RSS of this process.
+"""
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+from ase.build import bulk
+
+CELLS = {  # conventional cubic cells, DFT-ish lattice constants (Å)
+    "Si": lambda: bulk("Si", "diamond", a=5.468, cubic=True),
+    "Cu": lambda: bulk("Cu", "fcc", a=3.621, cubic=True),
+    "InP": lambda: bulk("InP", "zincblende", a=5.96, cubic=True),
+}
+
+
+def make_cell(name, n_atoms):
+    base = CELLS[name]()
+    k = max(1, round((n_atoms / len(base)) ** (1 / 3)))
+    atoms = base.repeat((k, k, k))
+    atoms.rattle(0.03, seed=0)
+    return atoms
+
+
+def make_calculator(code, model):
+    if code == "etn":
+        import etnpot
+
+        return etnpot.ETNCalculator(etnpot.load(model), extrapolation="off")
+    if code.startswith("mtp-"):
+        from motep.calculator import make_calculator as make_mtp
+        from motep.io.mlip.mtp import read_mtp
+
+        return make_mtp(read_mtp(model), engine=code.split("-", 1)[1])
+    if code == "ace":
+        from pyace import PyACECalculator
+
+        return PyACECalculator(model)
+    if code == "gap":
+        from quippy.potential import Potential
+
+        return Potential(param_filename=model)
+    if code == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    raise ValueError(f"unknown code {code!r}")
+
+
+def time_calc(calc, atoms, repeat):
+    rng = np.random.default_rng(1)
+    atoms.calc = calc
+    ts = []
+    for k in range(repeat + 1):
+        atoms.positions += 0.001 * rng.standard_normal(atoms.positions.shape)
+        t = time.perf_counter()
+        atoms.get_potential_energy()
+        atoms.get_forces()
+        if k:  # the first call is a warm-up (neighbour lists, compilation, caches)
+            ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--code", required=True, help="etn, mtp-cext, mtp-numpy, mtp-numba, ace, gap or emt")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--cell", required=True, choices=sorted(CELLS))
+    ap.add_argument("--atoms", type=int, nargs="+", required=True, help="approximate cell sizes")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    calc = make_calculator(args.code, args.model)
+    for n in args.atoms:
+        atoms = make_cell(args.cell, n)
+        med, lo, hi = time_calc(calc, atoms, args.repeat)
+        print(json.dumps({"code": args.code, "model": args.model, "cell": args.cell, "n_atoms": len(atoms),
+                          "median_s": med, "min_s": lo, "max_s": hi,
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

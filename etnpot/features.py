@@ -11,7 +11,11 @@ For atom ``i`` with species ``z_i`` and neighbours ``j`` (pairs of a :class:`~et
 
 with ``Q_n`` the Chebyshev radial basis (:mod:`etnpot.radial`), ``A`` a species-pair embedding
 of rank ``K`` (``(l_max+1) K S^2`` numbers instead of a dense radial table per species pair:
-the low-rank species compression of Hodapp & Shapeev) and ``B`` the radial mixing.  The
+the low-rank species compression of Hodapp & Shapeev) and ``B`` the radial mixing.  They start
+as *raw channels*: ``R_{lc} = Q_c`` for one species, and for ``S`` species with ``K = S`` and
+``C = N S`` channels ``R_{l, kN+n}(r; z_i, z_j) = Q_n(r) delta(z_j, k)``, one channel per radial
+function and neighbour species (without this, a fit that never moves ``A`` and ``B`` sees
+species-blind neighbours).  The
 ``l = 0`` block carries ``S`` extra **species-indicator channels** ``F_i[0, 0, C + s] =
 delta(z_i, s)``: constants per centre species, so that a tensor train over ``F`` represents every
 polynomial of degree ``<= order`` (not only the homogeneous ones) with species-dependent
@@ -81,10 +85,20 @@ class OneParticleBasis:
         self.radial = ChebyshevBasis(n_basis, r_min, r_cut)
         L, C, N, K, S = self.l_max + 1, self.n_channels, self.radial.n_basis, self.species_rank, self.n_species
         self.species_weights = np.zeros((L, K, S, S))
-        self.species_weights[:, 0] = 1.0
         self.radial_weights = np.zeros((L, C, N, K))
-        for c in range(min(C, N)):
-            self.radial_weights[:, c, c, 0] = 1.0  # raw Chebyshev channels
+        if S > 1 and K == S and C >= N * S:
+            # species-resolved raw channels: channel c = k N + n is Q_n(r) summed over the
+            # neighbours of species k (A[l, k, a, b] = delta_kb), the per-pair radial resolution
+            # of MTP/ACE without any nonlinear fit of A and B
+            for k in range(S):
+                self.species_weights[:, k, :, k] = 1.0
+                for n in range(N):
+                    self.radial_weights[:, k * N + n, n, k] = 1.0
+        else:
+            # species-blind raw Chebyshev channels (the only choice for one species)
+            self.species_weights[:, 0] = 1.0
+            for c in range(min(C, N)):
+                self.radial_weights[:, c, c, 0] = 1.0
         self.shift = np.zeros((S, C))
         self.scale = np.ones((L, C))
 

@@ -152,7 +152,10 @@ class ETNPotential:
         l_max : highest degree of the spherical harmonics in the features.
         rank : TT rank: an int (same multiplicity for every natural-parity irrep
             ``l <= bond_l_max``) or a mapping ``{l or "1e": multiplicity}``.
-        n_basis, n_channels : Chebyshev functions and radial channels (default ``n_basis``).
+        n_basis, n_channels : Chebyshev functions and radial channels (default ``n_basis`` for
+            one species, ``n_basis * len(species)`` for several: one raw channel per Chebyshev
+            function and neighbour species, so that the features tell neighbours of different
+            species apart even when the radial and species weights are never fitted).
         species_rank : rank of the species-pair embedding (default ``len(species)``).
         o3 : full O(3) invariance (parity-labelled irreps, default) or SO(3) only.
         """
@@ -168,8 +171,9 @@ class ETNPotential:
         r_min = 0.3 * float(r_cut) if r_min is None else float(r_min)
         if not 0 <= r_min < float(r_cut):
             raise ValueError(f"need 0 <= r_min < r_cut, got r_min={r_min}, r_cut={r_cut}")
-        n_channels = n_basis if n_channels is None else n_channels
         species_rank = len(species) if species_rank is None else species_rank
+        if n_channels is None:
+            n_channels = n_basis * len(species) if len(species) > 1 and species_rank == len(species) else n_basis
         basis = OneParticleBasis(len(species), l_max, n_basis, n_channels, species_rank, r_min, r_cut)
         inputs = [(natural_irrep(l, o3), basis.channels(l)) for l in range(l_max + 1)]
         inner = bond_irreps(rank, l_max if bond_l_max is None else int(bond_l_max), o3)

@@ -7,6 +7,8 @@ section listing values for model hyper-parameters, e.g. ::
     order = [2, 3, 4]
     rank = [2, 4]
     l_max = [2]
+    "fit.ridge" = [1e-8, 1e-5]            # fit settings and weights too: fit.ridge, fit.sweeps,
+                                          # weights.energy, weights.forces, weights.stress
     select = "validation.forces.rmse"     # the error used for the Pareto front and the choice
     output = "scan"                       # folder for the table, the plots and the models
 
@@ -34,6 +36,8 @@ __all__ = ["scan", "pareto_front"]
 log = logging.getLogger(__name__)
 
 SCAN_KEYS = ("order", "l_max", "rank", "n_basis", "n_channels", "species_rank", "r_cut", "bond_l_max")
+# fit settings and weights that may be scanned too, named "<section>.<key>"
+SCAN_FIT_KEYS = ("fit.ridge", "fit.sweeps", "weights.energy", "weights.forces", "weights.stress")
 
 
 def pareto_front(params, errors) -> list[int]:
@@ -62,9 +66,9 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
     grid = dict(cfg.get("scan") or {})
     select = grid.pop("select", "validation.forces.rmse")
     outdir = grid.pop("output", "scan")
-    unknown = set(grid) - set(SCAN_KEYS)
+    unknown = set(grid) - set(SCAN_KEYS) - set(SCAN_FIT_KEYS)
     if unknown:
-        raise ValueError(f"[scan] can vary {', '.join(SCAN_KEYS)}; unknown: {sorted(unknown)}")
+        raise ValueError(f"[scan] can vary {', '.join(SCAN_KEYS + SCAN_FIT_KEYS)}; unknown: {sorted(unknown)}")
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
     outdir = outdir if os.path.isabs(outdir) else os.path.join(cdir, outdir)
     os.makedirs(outdir, exist_ok=True)
@@ -76,8 +80,10 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
     for combo in itertools.product(*values):
         c = copy.deepcopy({k: v for k, v in cfg.items() if k != "scan"})
         setting = dict(zip(keys, combo))
-        c["model"].update(setting)
-        name = "_".join(f"{k}{v}" for k, v in setting.items()) or "model"
+        for key, v in setting.items():
+            section, _, name = key.rpartition(".")
+            c.setdefault(section or "model", {})[name] = v
+        name = "_".join(f"{k.rpartition('.')[2]}{v}" for k, v in setting.items()) or "model"
         c["output"] = {"model": os.path.join(outdir, f"{name}.etn"), "checkpoint": None, "report": None}
         t0 = time.perf_counter()
         pot, report = run_fit(c, data_dir=data_dir, progress=progress, out=lambda s: None)

@@ -32,8 +32,9 @@ def label(pot, atoms_list):
 
 
 def teacher_data(order, rank, noise=0.5, n_train=20, n_test=6, init="constant", seed=1):
+    """A two-species teacher with 4 species-blind channels (few parameters: 20 small cells determine it)."""
     teacher = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=order, l_max=2, rank=rank, seed=seed,
-                                         n_basis=4, init=init, noise=noise)
+                                         n_basis=4, n_channels=4, init=init, noise=noise)
     train_atoms, test_atoms = diverse_cells(n_train, seed=seed), diverse_cells(n_test, seed=seed + 100)
     teacher.basis.normalize(teacher.graph(train_atoms))
     teacher.e0[:] = [-3.0, -5.0]
@@ -41,7 +42,7 @@ def teacher_data(order, rank, noise=0.5, n_train=20, n_test=6, init="constant", 
 
 
 def student_for(teacher, order, rank, noise, seed=7):
-    s = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=order, l_max=2, rank=rank, seed=seed, n_basis=4,
+    s = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=order, l_max=2, rank=rank, seed=seed, n_basis=4, n_channels=4,
                                    init="constant", noise=noise)
     s.basis = teacher.copy().basis  # same features: the teacher lies in the student's model space
     return s

@@ -39,3 +39,16 @@ def test_scan_rejects_unknown_keys(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(CONFIG + "\n[scan]\nsweeps = [1, 2]\n")
     assert main(["scan", str(tmp_path / "s.toml"), "-q", "--data-dir", str(tmp_path)]) == 2
     assert "[scan] can vary" in capsys.readouterr().err
+
+
+def test_scan_varies_fit_settings_and_weights(tmp_path):
+    """Dotted [scan] keys set [fit]/[weights] entries: a huge ridge must change (worsen) the fit."""
+    write_small_data(tmp_path)
+    cfg = CONFIG.replace("order = 2\nl_max = 2\nrank = 2", "order = 1\nl_max = 1\nrank = 1").replace("sweeps = 2", "sweeps = 1")
+    cfg += '\n[scan]\n"fit.ridge" = [1e-10, 1e4]\n"weights.energy" = [100.0]\nselect = "test.forces.rmse"\noutput = "s"\n'
+    (tmp_path / "scan.toml").write_text(cfg)
+    assert main(["scan", str(tmp_path / "scan.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "s" / "scan.json").read_text())
+    assert [r["name"] for r in rows] == ["ridge1e-10_energy100.0", "ridge10000.0_energy100.0"]
+    assert [r["fit.ridge"] for r in rows] == [1e-10, 1e4]
+    assert rows[1]["test"]["energy"]["rmse"] > rows[0]["test"]["energy"]["rmse"]

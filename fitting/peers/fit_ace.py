@@ -4,7 +4,8 @@ Run in the python-ace virtual environment (see install.sh)::
 
     fit_ace.py --data /tmp/peers/Si --functions 1000 --out Si_ace1000
 
-The basis is pacemaker's default shape (orders 1-6: nradmax 15/6/4/3/2/2, lmax 0/3/3/2/2/1,
+The basis is pacemaker's default shape (orders 1-6: nradmax 15/6/4/3/2/2, lmax 0/3/3/2/2/1; for
+several species orders 1-4, the most python-ace's coupling tables allow;
 Chebyshev-exp-cos radial basis, cutoff ``--r-cut``) cut to ``--functions`` functions per
 element, with a linear embedding (Finnis-Sinclair ``fs_parameters = [1, 1]``), so the energy is
 linear in the coefficients. The design matrix is built by python-ace's ``LinearACEDataset``;
@@ -76,17 +77,21 @@ def main():
         "bonds": {"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": args.r_cut, "dcut": 0.01,
                           "NameOfCutoffFunction": "cos"}},
         "functions": {"number_of_functions_per_element": args.functions,
-                      "ALL": {"nradmax_by_orders": [15, 6, 4, 3, 2, 2], "lmax_by_orders": [0, 3, 3, 2, 2, 1]}},
+                      # python-ace precomputes multi-species couplings only up to order 4
+                      "ALL": ({"nradmax_by_orders": [15, 6, 4, 3, 2, 2], "lmax_by_orders": [0, 3, 3, 2, 2, 1]}
+                              if len(elements) == 1 else
+                              {"nradmax_by_orders": [15, 6, 4, 3], "lmax_by_orders": [0, 3, 3, 2]})},
     }
     t0 = time.perf_counter()
     bconf = construct_bbasisconfiguration(config)
     ds = LinearACEDataset(bconf, frame(train, e0))
-    a = ds.get_design_matrix(max_workers=args.workers).copy()
-    y = ds.get_target_vector().copy()
-    n_e = len(train)
+    a = ds.get_design_matrix(max_workers=args.workers)
+    y = ds.get_target_vector()
     w = np.ones(len(y))
-    w[:n_e] = np.sqrt(args.energy_weight)
-    model = Ridge(alpha=args.ridge, fit_intercept=False, solver="auto").fit(a * w[:, None], y * w)
+    w[: len(train)] = np.sqrt(args.energy_weight)
+    a *= w[:, None]  # weighted rows in place (the matrix is the largest object), undone below
+    model = Ridge(alpha=args.ridge, fit_intercept=False, solver="auto").fit(a, y * w)
+    a /= w[:, None]
     fit_seconds = time.perf_counter() - t0
     coef = model.coef_
     basis = ds.get_bbasis(model)

@@ -6,10 +6,10 @@ Run in the motep virtual environment (see install.sh)::
 
 ``--level`` is an untrained MLIP ``.mtp`` file of the wanted level (the ``untrained_mtps/NN.mtp``
 files of MLIP-2, https://gitlab.com/ashapeev/mlip-2; they are not redistributed here). The
-protocol is MLIP's usual one: random radial coefficients, L-BFGS-B on all parameters with
-energy weight 1, force weight 0.01 (per atom, per configuration; stress not fitted, as in the
-etnpot fits it is compared with), then a final linear least-squares solve of the moment
-coefficients. Writes ``OUT.json`` (parameters, fit time, peak memory, test errors) and
+protocol: random radial coefficients, a linear least-squares solve of the moment coefficients
+(a good start), ``--maxiter`` L-BFGS-B iterations on all parameters with MLIP's weights (energy 1,
+force 0.01, per atom, per configuration; stress not fitted, as in the etnpot fits it is compared
+with), then a final linear least-squares solve of the moment coefficients. Writes ``OUT.json`` (parameters, fit time, peak memory, test errors) and
 ``OUT.mtp``.
 
 motep 0.2.0 writes ``radial_funcs_count`` after the radial coefficients, so its reader cannot
@@ -72,7 +72,8 @@ def main():
     mtp.species = species
     mtp.min_dist, mtp.max_dist = args.r_min, args.r_cut
     mtp.radial_basis.min, mtp.radial_basis.max = args.r_min, args.r_cut
-    steps = [{"method": "minimize", "kwargs": {"method": "L-BFGS-B", "options": {"maxiter": args.maxiter}}},
+    steps = [{"method": "LLS"},
+             {"method": "minimize", "kwargs": {"method": "L-BFGS-B", "options": {"maxiter": args.maxiter}}},
              {"method": "LLS"}]
     loss = {"energy_weight": 1.0, "forces_weight": 0.01, "stress_weight": 0.0}
     t0 = time.perf_counter()
@@ -81,7 +82,9 @@ def main():
     write_mtp(f"{args.out}.mtp", mtp)
     fix_mtp_file(f"{args.out}.mtp")
     calc = lambda: make_calculator(mtp, engine=args.engine)
-    res = {"code": "MTP (motep 0.2.0)", "model": args.level.rsplit("/", 1)[-1], "num_parameters": int(mtp.number_of_parameters_optimized),
+    n_params = int(mtp.alpha_scalar_moments + mtp.species_count + mtp.radial_coeffs.size)
+    res = {"code": "MTP (motep 0.2.0)", "model": f"level {args.level.rsplit('/', 1)[-1].removesuffix('.mtp')}, "
+           f"{args.maxiter} L-BFGS-B iterations", "num_parameters": n_params, "maxiter": args.maxiter,
            "fit_seconds": fit_seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
            "n_train": len(train), "test": errors(calc, test), "train": errors(calc, train)}
     json.dump(res, open(f"{args.out}.json", "w"), indent=2, default=float)

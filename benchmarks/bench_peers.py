@@ -42,15 +42,17 @@ def runs(peers, models, quick):
         ("MTP level 16, numba", mtp, "mtp-numba", m("Si_mtp16.mtp"), "Si", small, 1),
         ("MTP level 16, numpy", mtp, "mtp-numpy", m("Si_mtp16.mtp"), "Si", small[:2], 1),
         ("linear ACE 300", ace, "ace", m("Si_ace300.yace"), "Si", large, 1),
-        ("linear ACE 1000", ace, "ace", m("Si_ace1000.yace"), "Si", large, 1),
+        ("linear ACE 945", ace, "ace", m("Si_ace1000.yace"), "Si", large, 1),
         ("GAP 500 sparse", gap, "gap", m("Si_gap500.xml"), "Si", small, 1),
         ("GAP 2000 sparse", gap, "gap", m("Si_gap2000.xml"), "Si", small, 1),
         ("ETN d3 r3 (847 p)", main_py, "etn", z("zuo2020/Cu_d3_r3.etn"), "Cu", large, 1),
         ("ASE EMT", main_py, "emt", None, "Cu", large, 1),
         ("ETN d3 r3 (InP)", main_py, "etn", z("inp/InP_d3_r3.etn"), "InP", large, 1),
+        ("ETN d3 l1 r3 (InP)", main_py, "etn", z("inp/InP_d3_l1_r3.etn"), "InP", large, 1),
         ("MTP level 10, cext", mtp, "mtp-cext", m("InP_mtp10.mtp"), "InP", large, 1),
-        ("linear ACE 1000", ace, "ace", m("InP_ace1000.yace"), "InP", large, 1),
-        ("GAP 500 sparse", gap, "gap", m("InP_gap500.xml"), "InP", small, 1),
+        ("linear ACE 300", ace, "ace", m("InP_ace150.yace"), "InP", large, 1),
+        ("linear ACE 1000", ace, "ace", m("InP_ace500.yace"), "InP", large, 1),
+        ("GAP 1000 sparse", gap, "gap", m("InP_gap500.xml"), "InP", small, 1),
     ]
     return out
 
@@ -69,6 +71,7 @@ def measure(label, python, code, model, cell, sizes, threads, repeat):
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[k] = str(threads)
     cmd = [python, os.path.join(HERE, "peer_timing.py"), "--code", code, "--cell", cell, "--repeat", str(repeat),
+           "--threads", str(threads),
            "--atoms", *map(str, sizes)] + (["--model", model] if model else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:

@@ -34,11 +34,13 @@ def make_cell(name, n_atoms):
     return atoms
 
 
-def make_calculator(code, model):
+def make_calculator(code, model, threads=1):
     if code == "etn":
         import etnpot
 
-        return etnpot.ETNCalculator(etnpot.load(model), extrapolation="off")
+        pot = etnpot.load(model)
+        pot.threads = threads  # etnpot caps its BLAS threads itself (default 1)
+        return etnpot.ETNCalculator(pot, extrapolation="off")
     if code.startswith("mtp-"):
         from motep.calculator import make_calculator as make_mtp
         from motep.io.mlip.mtp import read_mtp
@@ -80,8 +82,9 @@ def main():
     ap.add_argument("--cell", required=True, choices=sorted(CELLS))
     ap.add_argument("--atoms", type=int, nargs="+", required=True, help="approximate cell sizes")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="etnpot's BLAS threads (the others follow OMP_NUM_THREADS)")
     args = ap.parse_args()
-    calc = make_calculator(args.code, args.model)
+    calc = make_calculator(args.code, args.model, args.threads)
     for n in args.atoms:
         atoms = make_cell(args.cell, n)
         med, lo, hi = time_calc(calc, atoms, args.repeat)

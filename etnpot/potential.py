@@ -132,7 +132,10 @@ class ETNPotential:
         self.active_set = None  # extrapolation grade (etnpot.grade.fit_active_set)
         self.backend = "numpy"  # array library of the contractions: numpy, cupy, torch, jax (via autoray)
         self.dtype = "float64"  # or "float32" (faster; ~1e-6 relative error, see README)
-        self.threads = None  # BLAS threads during evaluation (None: the library's default; 1 helps on busy machines)
+        # BLAS threads during evaluation: 1 by default. The contractions are many small batched
+        # products: a second thread gains < 10 % on an idle machine and stalls them 2-3x on a
+        # busy one (benchmarks/README.md); None leaves the BLAS library's own setting.
+        self.threads = 1
         self.chunk_size = 2048  # atoms per tensor-train batch: bounds the memory of evaluation
         self._z2s = np.full(120, -1, dtype=np.int64)
         self._z2s[self.numbers] = np.arange(len(self.numbers))

@@ -34,7 +34,7 @@ def make_cell(name, n_atoms):
     return atoms
 
 
-def make_calculator(code, model, threads=1):
+def make_calculator(code, model, threads=1, species=()):
     if code == "etn":
         import etnpot
 
@@ -45,7 +45,9 @@ def make_calculator(code, model, threads=1):
         from motep.calculator import make_calculator as make_mtp
         from motep.io.mlip.mtp import read_mtp
 
-        return make_mtp(read_mtp(model), engine=code.split("-", 1)[1])
+        mtp = read_mtp(model)
+        mtp.species = species  # the .mtp file numbers species 0..S-1; fit_mtp.py trained on sorted atomic numbers
+        return make_mtp(mtp, engine=code.split("-", 1)[1])
     if code == "ace":
         from pyace import PyACECalculator
 
@@ -84,7 +86,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="etnpot's BLAS threads (the others follow OMP_NUM_THREADS)")
     args = ap.parse_args()
-    calc = make_calculator(args.code, args.model, args.threads)
+    species = sorted({int(z) for z in CELLS[args.cell]().numbers})
+    calc = make_calculator(args.code, args.model, args.threads, species)
     for n in args.atoms:
         atoms = make_cell(args.cell, n)
         med, lo, hi = time_calc(calc, atoms, args.repeat)

@@ -33,15 +33,18 @@ def main():
     rows = [etn_row(p) for p in args.reports]
     for p in sorted(glob.glob(os.path.join(HERE, "results", f"{args.system}_*.json"))):
         r = json.load(open(p))
-        rows.append({k: r[k] for k in ("code", "model", "num_parameters", "fit_seconds", "test")}
-                    | {"peak_rss_gb": r.get("peak_rss_gb")})
+        row = {k: r[k] for k in ("code", "model", "num_parameters", "fit_seconds", "test")} | {"peak_rss_gb": r.get("peak_rss_gb")}
+        if r.get("n_train_available", r["n_train"]) != r["n_train"]:
+            row["model"] += f", trained on {r['n_train']} of {r['n_train_available']} configurations"
+        rows.append(row)
     rows.sort(key=lambda r: (r["code"] != "etnpot", r["code"], r["num_parameters"]))
     lines = [f"# {args.system}: etnpot and peers on the same split (test errors)", "",
-             "| code | model | parameters | fit time (s) | E MAE / RMSE (meV/atom) | F MAE / RMSE (eV/Å) |",
-             "|---|---|---|---|---|---|"]
+             "| code | model | parameters | fit time (s) | peak memory (GB) | E MAE / RMSE (meV/atom) | F MAE / RMSE (eV/Å) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["test"]
-        lines.append(f"| {r['code']} | {r['model']} | {r['num_parameters']:,} | {r['fit_seconds']:.0f} | "
+        mem = f"{r['peak_rss_gb']:.2f}" if r.get("peak_rss_gb") else "-"
+        lines.append(f"| {r['code']} | {r['model']} | {r['num_parameters']:,} | {r['fit_seconds']:.0f} | {mem} | "
                      f"{t['energy_mae_mev']:.2f} / {t['energy_rmse_mev']:.2f} | {t['forces_mae']:.4f} / {t['forces_rmse']:.4f} |")
     base = os.path.join(HERE, "results", args.system)
     with open(base + ".md", "w") as fh:

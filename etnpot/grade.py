@@ -66,16 +66,19 @@ class ActiveSet:
         returns the number of swaps."""
         tol = self.tol if tol is None else tol
         swaps = 0
+        B = Y @ self.inverse  # coefficients of the rows in the active basis, updated in place below
         for _ in range(10 * max(1, self.rank)):
-            B = Y @ self.inverse
             i, j = np.unravel_index(np.argmax(np.abs(B)), B.shape)
             c = B[i, j]
             if abs(c) <= 1.0 + tol:
                 break
-            # replace active row j by Y[i]: Sherman-Morrison on A^{-1}
-            delta = Y[i] - self.active[j]
-            col = self.inverse[:, j].copy()
-            self.inverse -= np.outer(col, delta @ self.inverse) / c
+            # replace active row j by Y[i]. With b = B[i] - e_j (= (Y[i] - A[j]) A^{-1}),
+            # Sherman-Morrison: A'^{-1} = A^{-1} - A^{-1}[:, j] b / c, hence B' = B - B[:, j] b / c:
+            # O(n r) per swap instead of recomputing Y A^{-1}, O(n r^2)
+            b = B[i].copy()
+            b[j] -= 1.0
+            self.inverse -= np.outer(self.inverse[:, j], b) / c
+            B -= np.outer(B[:, j], b) / c
             self.active[j] = Y[i]
             swaps += 1
         return swaps

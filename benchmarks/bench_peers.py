@@ -8,7 +8,7 @@ and model, one after another, so all share the same machine state. Peers run sin
 (``OMP_NUM_THREADS=1``, as motep's C engine and python-ace are); etnpot is measured both with one
 BLAS thread and with all cores. The models are those fitted by the campaigns
 (``fitting/zuo2020``, ``fitting/inp``) and by ``fitting/peers`` on the same splits, so the
-accuracy of each is in those tables. Sizes run from 64 to 64,000 atoms (8,000 for GAP and the
+accuracy of each is in those tables. Sizes run from 64 to 27,000 atoms (8,000 for GAP and the
 slow MTP engines; ``benchmarks/bench_scaling.py`` takes etnpot alone to 1e5). Prints per-atom
 times, the ratio of etnpot's time (one thread) to each code's at each size, and the scaling
 exponent (slope of log time vs log atoms over the sizes >= 1,000 atoms); writes everything to
@@ -30,7 +30,7 @@ def runs(peers, models, quick):
     """(label, python, code, model, cell, sizes, threads) for every measurement."""
     main_py = sys.executable
     small = [64, 1000, 8000]
-    large = small + ([] if quick else [27000, 64000])
+    large = small + ([] if quick else [27000])
     m = lambda name: os.path.join(models, name)
     z = lambda name: os.path.join(ROOT, "fitting", name)
     mtp = os.path.join(peers, "motep", "bin", "python")

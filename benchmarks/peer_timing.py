@@ -87,8 +87,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="etnpot's BLAS threads (the others follow OMP_NUM_THREADS)")
     args = ap.parse_args()
     species = sorted({int(z) for z in CELLS[args.cell]().numbers})
-    calc = make_calculator(args.code, args.model, args.threads, species)
     for n in args.atoms:
+        # a fresh calculator per cell: motep's keeps the neighbour list of the first system
+        calc = make_calculator(args.code, args.model, args.threads, species)
         atoms = make_cell(args.cell, n)
         med, lo, hi = time_calc(calc, atoms, args.repeat)
         print(json.dumps({"code": args.code, "model": args.model, "cell": args.cell, "n_atoms": len(atoms),

@@ -25,18 +25,7 @@ import time
 import numpy as np
 from ase.io import read, write
 
-
-def errors(pot, images):
-    de, df = [], []
-    for atoms in images:
-        ref_e, ref_f = atoms.get_potential_energy(), atoms.get_forces()
-        a = atoms.copy()
-        a.calc = pot
-        de.append((a.get_potential_energy() - ref_e) / len(a))
-        df.append((a.get_forces() - ref_f).ravel())
-    de, df = np.array(de), np.concatenate(df)
-    return {"energy_mae_mev": 1e3 * np.abs(de).mean(), "energy_rmse_mev": 1e3 * np.sqrt((de**2).mean()),
-            "forces_mae": np.abs(df).mean(), "forces_rmse": np.sqrt((df**2).mean())}
+from common import test_errors
 
 
 def main():
@@ -93,7 +82,7 @@ def main():
     n_params = 20 * nz * (nz + 1) // 2 + args.sparse * nz
     res = {"code": "GAP (quippy-ase 0.10.3 gap_fit)", "model": f"SOAP n_max={args.n_max} l_max={args.l_max}, "
            f"{args.sparse} sparse/species + 2b", "num_parameters": n_params, "fit_seconds": fit_seconds,
-           "peak_rss_gb": peak, "n_train": len(train), "n_train_available": n_all, "test": errors(pot, test)}
+           "peak_rss_gb": peak, "n_train": len(train), "n_train_available": n_all, "test": test_errors(test, lambda: pot)}
     json.dump(res, open(f"{args.out}.json", "w"), indent=2, default=float)
     print(json.dumps(res, indent=2, default=float))
 

@@ -20,27 +20,13 @@ import json
 import resource
 import time
 
-import numpy as np
 from ase.io import read
+
+from common import test_errors
 
 from motep.calculator import make_calculator
 from motep.io.mlip.mtp import read_mtp, write_mtp
 from motep.train.trainer import Trainer
-
-
-def errors(make_calc, images):
-    """Per-atom energy and force-component errors; a fresh calculator per configuration
-    (motep's calculator keeps the neighbour list of the first system it saw)."""
-    de, df = [], []
-    for atoms in images:
-        ref_e, ref_f = atoms.get_potential_energy(), atoms.get_forces()
-        a = atoms.copy()
-        a.calc = make_calc()
-        de.append((a.get_potential_energy() - ref_e) / len(a))
-        df.append((a.get_forces() - ref_f).ravel())
-    de, df = np.array(de), np.concatenate(df)
-    return {"energy_mae_mev": 1e3 * np.abs(de).mean(), "energy_rmse_mev": 1e3 * np.sqrt((de**2).mean()),
-            "forces_mae": np.abs(df).mean(), "forces_rmse": np.sqrt((df**2).mean())}
 
 
 def fix_mtp_file(path):
@@ -86,7 +72,7 @@ def main():
     res = {"code": "MTP (motep 0.2.0)", "model": f"level {args.level.rsplit('/', 1)[-1].removesuffix('.mtp')}, "
            f"{args.maxiter} L-BFGS-B iterations", "num_parameters": n_params, "maxiter": args.maxiter,
            "fit_seconds": fit_seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-           "n_train": len(train), "test": errors(calc, test), "train": errors(calc, train)}
+           "n_train": len(train), "test": test_errors(test, calc), "train": test_errors(train, calc)}
     json.dump(res, open(f"{args.out}.json", "w"), indent=2, default=float)
     print(json.dumps(res, indent=2, default=float))
 

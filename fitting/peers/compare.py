@@ -68,6 +68,7 @@ def main():
         axes[1].plot(x, [r["test"]["energy_mae_mev"] for r in mine], "o-", label=code)
     for ax, lab in zip(axes, ("test force RMSE (eV/Å)", "test energy MAE (meV/atom)")):
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("parameters")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)

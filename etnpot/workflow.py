@@ -52,10 +52,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     tables go to ``out`` (a callable taking a string; default: the log at INFO level).
     """
     out = out or log.info
-    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
-    cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
+    cfg, cdir, root = _prepare(cfg, data_dir)
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
-    root = resolve_data_root(data_dir, d["root"], cdir)
     keys = _reader_keys(d)
     full = lambda paths: [p if (os.path.isabs(p) or root is None) else os.path.join(root, p) for p in paths]
     dist = cfg["distributed"]
@@ -87,7 +85,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                 found |= set(s)
             species = _by_atomic_number(found)
     else:
-        (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root, f["seed"])
+        (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root)
         species = m["species"] or _by_atomic_number({s for c in train for s in c.atoms.get_chemical_symbols()})
     log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
              "chunks" if client else "configurations", time.perf_counter() - t0)
@@ -157,13 +155,19 @@ def read_splits(cfg: dict, data_dir=None):
     fits in ``fitting/peers``, can be trained and tested on exactly the same data.
     Returns ``(train, validation, test)``, lists of :class:`etnpot.data.Configuration`.
     """
+    cfg, _, root = _prepare(cfg, data_dir)
+    return _read_local_splits(cfg, root)[0]
+
+
+def _prepare(cfg: dict, data_dir):
+    """The validated config (without ``[scan]``), the folder relative paths refer to, and the data root."""
     cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
-    root = resolve_data_root(data_dir, cfg["data"]["root"], cdir)
-    return _read_local_splits(cfg, root, cfg["fit"]["seed"])[0]
+    return cfg, cdir, resolve_data_root(data_dir, cfg["data"]["root"], cdir)
 
 
-def _read_local_splits(cfg, root, seed):
+def _read_local_splits(cfg, root):
+    """``((train, validation, test), provenance)`` read in this process; validation carved with ``[fit] seed``."""
     d = cfg["data"]
     keys = _reader_keys(d)
     read = lambda paths: read_files(paths, root, **keys)
@@ -183,7 +187,7 @@ def _read_local_splits(cfg, root, seed):
     if d["validation"]:
         validation, prov_val = read(d["validation"])
     else:
-        train, validation = split_train_validation(train, d["validation_fraction"], seed=seed)
+        train, validation = split_train_validation(train, d["validation_fraction"], seed=cfg["fit"]["seed"])
         prov_val = []
     test, prov_test = read(d["test"]) if d["test"] else ([], [])
     test, prov_test = test + test_from_list, prov_test + prov_test_list

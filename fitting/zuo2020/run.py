@@ -45,9 +45,9 @@ def main():
         configs = args.fit or sorted(p for p in glob.glob(os.path.join(HERE, "*.toml")) if "scan" not in p)
         for c in configs:
             run_fit(load_config(c if os.path.isabs(c) else os.path.join(HERE, os.path.basename(c))), args.data_dir)
-    rows = []
+    rows, by_element = [], reports()
     for el in ELEMENTS:
-        cands = reports().get(el, [])
+        cands = by_element.get(el, [])
         if not cands:
             continue
         name, r = min(cands, key=lambda nr: nr[1]["validation"]["forces"]["rmse"])

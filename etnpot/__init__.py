@@ -12,21 +12,12 @@ Public API::
 """
 import logging
 
-__version__ = "0.1.0"
-
-from .calculator import ETNCalculator  # noqa: E402
-from .io import FORMAT_VERSION, ModelFileError, load, read_header, save  # noqa: E402
-from .potential import ETNPotential, LinearMap  # noqa: E402
-from .so3 import Irrep, Irreps  # noqa: E402
-from .tt import EquivariantTT  # noqa: E402
-
-
-def _save_method(self, path):
-    """Save this model to ``path`` (see :func:`etnpot.save`); returns the content hash."""
-    return save(self, path)
-
-
-ETNPotential.save = _save_method
+from ._version import __version__
+from .calculator import ETNCalculator
+from .io import FORMAT_VERSION, ModelFileError, load, read_header, save
+from .potential import ETNPotential, LinearMap
+from .so3 import Irrep, Irreps
+from .tt import EquivariantTT
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

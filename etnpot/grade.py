@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 __all__ = ["ActiveSet", "fit_active_set", "extrapolation_grades", "select_configurations", "descriptors",
-           "model_fingerprint", "ExtrapolationWarning", "ExtrapolationError"]
+           "model_fingerprint", "checked_active_set", "ExtrapolationWarning", "ExtrapolationError"]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ def extrapolation_grades(potential, atoms_list) -> np.ndarray:
     return potential.compute(atoms_list, forces=False, stress=False, grades=True)["extrapolation_grades"]
 
 
-def _checked(potential):
+def checked_active_set(potential) -> ActiveSet:
+    """The model's active set, after checking that it exists and was computed for the model's
+    current parameters (raises ``ValueError`` otherwise)."""
     aset = getattr(potential, "active_set", None)
     if aset is None:
         raise ValueError("this model has no active set: call etnpot.grade.fit_active_set(model, training_data)")
@@ -194,7 +196,7 @@ def select_configurations(potential, candidates, n: int, threshold: float = 1.0)
     the potential's active set is not modified."""
     import copy
 
-    aset = copy.deepcopy(_checked(potential))
+    aset = copy.deepcopy(checked_active_set(potential))
     atoms_of = lambda c: c.atoms if hasattr(c, "atoms") else c
     rows = [descriptors(potential, [atoms_of(c)], aset.core) @ aset.basis for c in candidates]
     chosen = []

@@ -22,7 +22,10 @@ import zipfile
 
 import numpy as np
 
+from ._version import __version__
 from .features import OneParticleBasis
+from .grade import ActiveSet
+from .potential import ETNPotential
 from .so3 import Irrep, Irreps
 from .tt import EquivariantTT
 
@@ -33,12 +36,6 @@ FORMAT_VERSION = 1
 
 class ModelFileError(ValueError):
     """A model file that cannot be read: corrupt, truncated, foreign or too new."""
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _digest(header: dict, arrays: dict) -> str:
@@ -75,7 +72,7 @@ def save(potential, path) -> str:
     header = {
         "format": "etnpot",
         "format_version": FORMAT_VERSION,
-        "etnpot_version": _version(),
+        "etnpot_version": __version__,
         "units": {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"},
         "species": pot.species,
         "o3": pot.o3,
@@ -141,7 +138,7 @@ def _read(path):
     v = header.get("format_version")
     if not isinstance(v, int) or v > FORMAT_VERSION or v < 1:
         raise ModelFileError(f"{path}: model file format version {v!r} is not supported by etnpot "
-                             f"{_version()} (reads versions 1..{FORMAT_VERSION}); upgrade etnpot")
+                             f"{__version__} (reads versions 1..{FORMAT_VERSION}); upgrade etnpot")
     want = header.get("content_sha256")
     got = _digest(header, arrays)
     if want != got:
@@ -151,8 +148,6 @@ def _read(path):
 
 def load(path):
     """Load a model written by :func:`save`; returns an :class:`~etnpot.ETNPotential`."""
-    from .potential import ETNPotential
-
     header, arrays = _read(path)
     try:
         bh = header["basis"]
@@ -172,8 +167,6 @@ def load(path):
         tt = EquivariantTT(inputs, bonds, cores)
         pot = ETNPotential(header["species"], basis, tt, arrays["e0"], header["o3"], header.get("metadata", {}))
         if header.get("active_set"):
-            from .grade import ActiveSet
-
             pot.active_set = ActiveSet.from_arrays(arrays, header["active_set"]["fingerprint"])
         return pot
     except ModelFileError:

@@ -279,6 +279,12 @@ class ETNPotential:
         out.active_set = _copy.deepcopy(self.active_set)
         return out
 
+    def save(self, path) -> str:
+        """Write this model to ``path`` (see :func:`etnpot.io.save`); returns the content hash."""
+        from .io import save
+
+        return save(self, path)
+
     # ------------------------------------------------------------ array backend
     def to(self, backend: str = "numpy", dtype: str = "float64") -> "ETNPotential":
         """Run the tensor-train contractions (evaluation and the design of the fit) on another
@@ -340,9 +346,9 @@ class ETNPotential:
         need_grad = forces or stress
         aset = None
         if grades:
-            from .grade import _checked
+            from .grade import checked_active_set
 
-            aset = _checked(self)
+            aset = checked_active_set(self)
             grade = np.zeros(g.n_atoms)
         site = np.zeros(g.n_atoms)
         f = np.zeros((g.n_atoms, 3)) if forces else None

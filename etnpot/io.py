@@ -40,7 +40,10 @@ class ModelFileError(ValueError):
 
 def _digest(header: dict, arrays: dict) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({k: v for k, v in header.items() if k != "content_sha256"}, sort_keys=True).encode())
+    # the same JSON encoding as the file's header (numpy scalars and arrays in metadata become numbers
+    # and lists), so that the hash of the header written equals the hash of the header read back
+    h.update(json.dumps({k: v for k, v in header.items() if k != "content_sha256"}, sort_keys=True,
+                        default=_json_default).encode())
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(name.encode())

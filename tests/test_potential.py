@@ -465,22 +465,3 @@ def test_evaluation_settings_do_not_change_results(small_pot, setting, value, mo
     assert limits == [1, {"threads": value, "chunk_size": 1}[setting]] if value is not None else limits == [1]
     for key in whole:
         np.testing.assert_allclose(other[key], whole[key], rtol=1e-12, atol=1e-14)
-
-
-def test_default_features_tell_neighbour_species_apart():
-    """Several species: the default raw channels are one per (Chebyshev function, neighbour
-    species), so a centre with only C neighbours has zero Si-neighbour channels and vice versa.
-    Negative control: with n_channels = n_basis the channels are species-blind (identical)."""
-    a = Atoms("SiC2", positions=[[0, 0, 0], [1.9, 0, 0], [0, 1.9, 0]])  # Si has only C neighbours
-    b = Atoms("Si3", positions=[[0, 0, 0], [1.9, 0, 0], [0, 1.9, 0]])  # Si has only Si neighbours
-    pot = etnpot.ETNPotential.build(["Si", "C"], r_cut=3.0, order=2, l_max=1, rank=1, n_basis=4)
-    assert pot.basis.n_channels == 8
-    (fa, *_), _ = pot.basis.compute(pot.graph([a]))
-    (fb, *_), _ = pot.basis.compute(pot.graph([b]))
-    si_ch, c_ch = slice(0, 4), slice(4, 8)  # channel k N + n: neighbour species k (0 = Si, 1 = C)
-    assert np.allclose(fa[0, 0, si_ch], 0) and np.abs(fa[0, 0, c_ch]).max() > 0.1
-    assert np.allclose(fb[0, 0, c_ch], 0) and np.abs(fb[0, 0, si_ch]).max() > 0.1
-    blind = etnpot.ETNPotential.build(["Si", "C"], r_cut=3.0, order=2, l_max=1, rank=1, n_basis=4, n_channels=4)
-    (ga, *_), _ = blind.basis.compute(blind.graph([a]))
-    (gb, *_), _ = blind.basis.compute(blind.graph([b]))
-    assert np.allclose(ga[0, 0, :4], gb[0, 0, :4])

@@ -136,3 +136,97 @@ def test_bad_structure():
     tt = EquivariantTT([(Irrep(0, 1), 1)], [Irreps("1x0e"), Irreps("1x0e")])
     with pytest.raises(ValueError, match="parameters"):
         tt.set_core_vector(0, np.zeros(5))
+
+
+# ---------------------------------------------------------------- two-site split (DMRG)
+def full_tensor(tt):
+    """The whole coefficient tensor (dense, one input index per site) from the dense cores."""
+    W = np.ones((1, 1))
+    for k in range(tt.order):
+        G = tt.full_core(k)
+        W = np.tensordot(W, G, axes=([W.ndim - 1], [0]))
+    return W.reshape(W.shape[1:-1])
+
+
+def mixed_canonical(tt, k0, k1):
+    """Cores left of k0 left-orthogonal, right of k1 right-orthogonal."""
+    for k in range(k0):
+        tt.orthogonalize_left(k)
+    for k in range(tt.order - 1, k1, -1):
+        tt.orthogonalize_right(k)
+    return tt
+
+
+def test_split_merged_without_truncation_is_exact(rng):
+    """Splitting the supercore (any vector, not only a product of two cores) and merging again
+    gives the vector back; the value is unchanged; in both directions."""
+    tt = make_tt(rng, order=4)
+    x = inputs_for(tt, rng)
+    for direction in ("right", "left"):
+        for k in range(tt.order - 1):
+            a = tt.copy()
+            v = a.merged_vector(k)
+            info = a.split_merged(k, v, direction=direction)
+            np.testing.assert_allclose(a.merged_vector(k), v, atol=1e-12 * np.abs(v).max())
+            np.testing.assert_allclose(a.value(x), tt.value(x), rtol=1e-10)
+            assert info["discarded"] < 1e-24
+            b = tt.copy()
+            w = rng.normal(size=b.merged_size(k))
+            b.split_merged(k, w, direction=direction)
+            np.testing.assert_allclose(b.merged_vector(k), w, atol=1e-12 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("direction", ["right", "left"])
+def test_split_merged_factors_are_orthogonal_in_the_full_core_sense(rng, direction):
+    """direction="right": core k is left-orthogonal (G^T G = 1 with G = full core (bond k x input, bond k+1));
+    direction="left": core k+1 is right-orthogonal (G G^T = 1 with G = (bond k+1, input x bond k+2))."""
+    tt = make_tt(rng, order=4)
+    for k in range(tt.order - 1):
+        a = tt.copy()
+        a.split_merged(k, rng.normal(size=a.merged_size(k)), direction=direction)
+        if direction == "right":
+            G = a.full_core(k).reshape(-1, a.full_core(k).shape[2])
+            np.testing.assert_allclose(G.T @ G, np.eye(G.shape[1]), atol=1e-12)
+        else:
+            G = a.full_core(k + 1)
+            G = G.reshape(G.shape[0], -1)
+            np.testing.assert_allclose(G @ G.T, np.eye(G.shape[0]), atol=1e-12)
+    # negative control: a plain random core is neither
+    G = tt.full_core(1)
+    assert np.abs(G.reshape(-1, G.shape[2]).T @ G.reshape(-1, G.shape[2]) - np.eye(G.shape[2])).max() > 1e-2
+
+
+@pytest.mark.parametrize("max_rank, cutoff", [(1, 0.0), ({"0e": 1, "1o": 2}, 0.0), (None, 0.3)])
+def test_split_merged_discarded_weight_is_the_full_tensors_relative_change(rng, max_rank, cutoff):
+    """In the mixed-canonical gauge around cores k, k+1 the returned discarded weight equals
+    ||W_after - W_before||^2 / ||W_before||^2 of the dense full tensor, and it is not zero."""
+    tt = make_tt(rng, order=3)
+    for k in range(tt.order - 1):
+        a = mixed_canonical(tt.copy(), k, k + 1)
+        W0 = full_tensor(a)
+        info = a.split_merged(k, a.merged_vector(k), max_rank=max_rank, cutoff=cutoff)
+        W1 = full_tensor(a)
+        rel = np.sum((W1 - W0) ** 2) / np.sum(W0 ** 2)
+        assert rel > 1e-6, rel
+        np.testing.assert_allclose(info["discarded"], rel, rtol=1e-9)
+        if cutoff:
+            assert info["discarded"] <= cutoff**2
+        if isinstance(max_rank, int):
+            assert all(m <= max_rank for _, m in a.bonds[k + 1])
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_ridge_on_a_middle_core_equals_the_full_tensor_norm(rng, k):
+    """Mixed-canonical gauge around a middle core k (cores < k left-, cores > k right-orthogonal):
+    ridge * sum(core_weights(k) core_vector(k)^2) == ridge * ||full tensor||^2, also computed
+    from the dense tensor.  Negative control: without the gauge the two differ."""
+    ridge = 1e-3
+    tt = make_tt(rng, order=4)
+    W2 = np.sum(full_tensor(tt) ** 2)
+    np.testing.assert_allclose(tt.norm_squared(), W2, rtol=1e-10)
+    c = tt.core_vector(k)
+    assert abs(np.sum(tt.core_weights(k) * c * c) - W2) > 1e-2 * W2  # the gauge is needed
+    a = mixed_canonical(tt.copy(), k, k)
+    c = a.core_vector(k)
+    np.testing.assert_allclose(ridge * np.sum(a.core_weights(k) * c * c), ridge * a.norm_squared(), rtol=1e-10)
+    np.testing.assert_allclose(a.norm_squared(), W2, rtol=1e-10)

@@ -4,28 +4,8 @@ import pytest
 
 import etnpot
 from etnpot.fit import ALSFitter, FitSettings, Weights
-from etnpot.lstsq import LeastSquares
 
 from fitdata import rel_errors, student_for, teacher_data
-
-
-def test_lstsq_matches_numpy_and_merges(rng):
-    A, y = rng.normal(size=(300, 20)), rng.normal(size=300)
-    A[:, 5] = A[:, 4]  # rank deficient
-    ls = LeastSquares(20)
-    for s in range(0, 300, 70):
-        ls.add(A[s : s + 70], y[s : s + 70])
-    x, _ = ls.solve()
-    ref = np.linalg.lstsq(A, y, rcond=None)[0]
-    np.testing.assert_allclose(x, ref, atol=1e-10)
-    np.testing.assert_allclose(ls.loss(x), np.sum((A @ x - y) ** 2), rtol=1e-10)
-    a, b = LeastSquares(20), LeastSquares(20)
-    a.add(A[:150], y[:150])
-    b.add(A[150:], y[150:])
-    np.testing.assert_allclose(a.merge(b).solve()[0], ref, atol=1e-10)
-    reg = np.full(20, 0.5)
-    xr, _ = ls.solve(reg)
-    np.testing.assert_allclose(xr, np.linalg.solve(A.T @ A + np.diag(reg), A.T @ y), atol=1e-10)
 
 
 def test_recovers_known_pair_polynomial():

@@ -1,4 +1,5 @@
-"""Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``.
+"""Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
+``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`).
 
 ``main(argv)`` runs in-process (tests call it); the console script ``etnpot`` calls it.
 """
@@ -129,6 +130,21 @@ def _cmd_scan(args) -> int:
     return 0
 
 
+def _cmd_lammps(args) -> int:
+    from .lammps import run_input
+
+    try:
+        cb = run_input(args.input, args.model, args.species, fix_id=args.fix_id, skin=args.skin,
+                       log_file=args.log, screen=not args.quiet, variables=args.var or (),
+                       extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold)
+    except RuntimeError as e:  # the model failed during the run (LAMMPS stopped via fix halt)
+        print(f"etnpot lammps: error: {e}", file=sys.stderr)
+        return 1
+    logging.getLogger(__name__).info("etnpot lammps: %d evaluations, %d pair-list builds, %.1f s in the model",
+                                     cb.n_calls, cb.n_rebuilds, cb.timings["model"])
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -165,6 +181,19 @@ def main(argv=None) -> int:
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("lammps", help="run a LAMMPS input whose potential is 'fix etn all external pf/callback 1 1' "
+                                      "(also under mpiexec -n N)")
+    p.add_argument("input", help="LAMMPS input file (units metal; no pair_style; the fix line in its place)")
+    p.add_argument("--model", required=True, help="ETN model file (.etn)")
+    p.add_argument("--species", nargs="+", required=True, help="chemical symbol of LAMMPS type 1, 2, ...")
+    p.add_argument("--fix-id", default="etn", help="ID of the fix external (default etn)")
+    p.add_argument("--skin", type=float, default=1.0, help="neighbour skin in Å (sets LAMMPS's neighbor)")
+    p.add_argument("--log", default="log.lammps", help="LAMMPS log file ('none': no log)")
+    p.add_argument("--var", nargs=2, action="append", metavar=("NAME", "VALUE"), help="LAMMPS -var NAME VALUE")
+    p.add_argument("--grade-threshold", type=float, default=5.0, help="warn above this extrapolation grade")
+    p.add_argument("--no-grades", action="store_true", help="do not compute extrapolation grades")
+    p.add_argument("-q", "--quiet", action="store_true", help="no LAMMPS screen output")
+    p.set_defaults(func=_cmd_lammps)
     p = sub.add_parser("demo", help="the main job on the embedded default (no arguments needed)")
     p.add_argument("--output", default="etnpot-demo.etn", help="where to save the model")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

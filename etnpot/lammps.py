@@ -72,7 +72,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["attach", "create_atoms", "ETNFixExternal", "ETNMLIAP", "evaluate_sites", "import_lammps"]
+__all__ = ["attach", "run_input", "create_atoms", "ETNFixExternal", "ETNMLIAP", "evaluate_sites", "import_lammps"]
 
 log = logging.getLogger(__name__)
 
@@ -417,6 +417,69 @@ def attach(lmp, potential, species, fix_id: str = "etn", *, skin: float = 1.0, e
     lmp.command(f"fix {fix_id}_halt all halt 1 v_{fix_id}_error > 0.5 error hard message yes")
     log.info("etnpot.lammps: fix %s driven by the ETN model (species %s, r_cut %g Å, skin %g Å, ghost cutoff "
              "%g Å)", fix_id, " ".join(species), potential.r_cut, skin, cut)
+    return cb
+
+
+_UNSAFE_AFTER_FIX = ("neighbor", "neigh_modify", "comm_modify")
+
+
+def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, log_file="log.lammps",
+              screen: bool = True, variables=(), extrapolation: str = "warn", grade_threshold: float = 5.0):
+    """Run the LAMMPS input file ``path`` with the ETN ``model`` (what ``etnpot lammps`` does).
+
+    The input is an ordinary LAMMPS input whose potential is the line
+    ``fix FIX_ID all external pf/callback 1 1`` (no ``pair_style``).  It runs up to and including
+    that line, :func:`attach` connects the model, and the rest runs as a file (so ``label`` /
+    ``jump SELF`` loops work after the fix line).  Under ``mpiexec -n N`` every rank runs this.
+    Everything that can be checked before LAMMPS integrates is checked first (model, species,
+    the fix line, no ``neighbor``/``neigh_modify``/``comm_modify`` after it: those settings
+    belong to the coupling).  ``variables``: ``(name, value)`` pairs passed as ``-var``.
+    Returns the :class:`ETNFixExternal` of the run.
+    """
+    import os
+    import re
+    import tempfile
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from .io import load
+
+        model = load(model)
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    pat = re.compile(rf"^\s*fix\s+{re.escape(fix_id)}\s+\S+\s+external\b")
+    at = next((k for k, line in enumerate(lines) if pat.match(line)), None)
+    if at is None:
+        raise ValueError(f"{path}: no line 'fix {fix_id} all external pf/callback 1 1': the ETN model drives "
+                         "LAMMPS through that fix (in place of a pair_style)")
+    for k, line in enumerate(lines[at + 1:], start=at + 2):
+        words = line.split("#", 1)[0].split()
+        if words and words[0] in _UNSAFE_AFTER_FIX:
+            raise ValueError(f"{path}:{k}: '{words[0]}' after the fix line would change the ghost atoms the ETN "
+                             f"coupling needs; put it before line {at + 1} (the coupling sets neighbor/comm itself)")
+    lammps = import_lammps()
+    cmdargs = ["-nocite", "-log", str(log_file) if log_file else "none"]
+    if not screen:
+        cmdargs += ["-screen", "none"]
+    for name, value in variables:
+        cmdargs += ["-var", str(name), str(value)]
+    lmp = lammps.lammps(cmdargs=cmdargs)
+    cb = None
+    try:
+        lmp.commands_string("\n".join(lines[: at + 1]))
+        cb = attach(lmp, model, species, fix_id, skin=skin, extrapolation=extrapolation,
+                    grade_threshold=grade_threshold)
+        with tempfile.TemporaryDirectory() as tmp:
+            rest = os.path.join(tmp, os.path.basename(str(path)) + ".after-fix")
+            with open(rest, "w") as fh:
+                fh.write("\n".join(lines[at + 1:]) + "\n")
+            lmp.file(rest)
+    except Exception as e:
+        if cb is not None and cb.error is not None:
+            raise RuntimeError(f"the ETN evaluation failed, LAMMPS stopped: {type(cb.error).__name__}: "
+                               f"{cb.error}") from e
+        raise
+    finally:
+        lmp.close()
     return cb
 
 

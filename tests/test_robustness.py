@@ -340,17 +340,6 @@ def test_27_active_set_survives_save_load_and_detects_stale_models(graded, tmp_p
         etnpot.grade.extrapolation_grades(again, atoms)
 
 
-def test_27b_grades_from_the_evaluation_pass_equal_the_descriptor_route(graded):
-    """The calculator grades atoms in the same pass as energies and forces (reusing features and
-    environments); that equals grading the linearized features computed on their own."""
-    pot, train = graded
-    atoms = [c.atoms for c in train[:3]] + diverse_cells(1, seed=11)
-    ref = pot.active_set.grades(etnpot.grade.descriptors(pot, atoms, pot.active_set.core))
-    for forces in (True, False):
-        got = pot.compute(atoms, forces=forces, stress=False, grades=True)["extrapolation_grades"]
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
-
-
 def test_28_active_learning_selects_the_out_of_distribution_candidates(graded):
     pot, train = graded
     cands = [c.atoms.copy() for c in train[:4]]
@@ -399,19 +388,3 @@ def test_30_same_data_config_seed_give_a_bit_identical_model_file(tmp_path):
     assert (tmp_path / "a.etn").read_bytes() == (tmp_path / "first.etn").read_bytes()
     h = etnpot.read_header(tmp_path / "a.etn")
     assert h["metadata"]["provenance"]["data"]["train"][0]["sha256"] and h["etnpot_version"] == etnpot.__version__
-
-
-def test_maxvol_update_keeps_the_inverse_and_dominance():
-    """After ActiveSet.update (incremental Sherman-Morrison updates of Y A^-1) every row's
-    coefficients are bounded by 1 + tol and the stored inverse is the inverse of the active rows."""
-    from etnpot.grade import ActiveSet
-
-    rng = np.random.default_rng(0)
-    r = 12
-    A = rng.normal(size=(r, r))
-    aset = ActiveSet(0, np.eye(r), np.linalg.inv(A), A.copy(), 1e-3, "")
-    Y = rng.normal(size=(500, r)) * rng.uniform(0.1, 5, size=(500, 1))
-    assert np.abs(Y @ np.linalg.inv(A)).max() > 2  # the test can fail: rows far outside the start set
-    assert aset.update(Y) > 0
-    np.testing.assert_allclose(aset.inverse, np.linalg.inv(aset.active), rtol=1e-8, atol=1e-10)
-    assert np.abs(Y @ np.linalg.inv(aset.active)).max() <= 1 + 1e-3 + 1e-9

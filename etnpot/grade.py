@@ -20,6 +20,11 @@ set (:func:`select_configurations`).
 
 The active set is computed by streamed maxvol passes (Sherman-Morrison updates of ``A^{-1}``)
 over chunks of atoms, so memory is bounded by ``r^2`` plus one chunk.
+
+What is kept is compact: only the product ``W = V A^{-1}`` (``P x r``), in float32
+(:meth:`ActiveSet.compact`).  That is the same active set written in the coordinates of its own
+active rows (``A -> A A^{-1} = I``): grades and further maxvol updates are unchanged up to the
+rounding of ``W`` (measured on the committed models: see ``fitting/rewrite_models.py``).
 """
 from __future__ import annotations
 
@@ -83,13 +88,28 @@ class ActiveSet:
             swaps += 1
         return swaps
 
+    def compact(self) -> "ActiveSet":
+        """The same active set in the coordinates of its active rows: projection ``V A^{-1}``
+        rounded to float32, ``A^{-1} = A = I``.  Grades change only by that rounding (a float32
+        ``W`` is stored exactly, so a compact set survives saving and loading bit for bit)."""
+        W = (self.basis @ self.inverse).astype(np.float32)
+        eye = np.eye(self.rank)
+        return ActiveSet(self.core, W, eye, eye.copy(), self.tol, self.fingerprint)
+
     def to_arrays(self) -> dict:
-        return {"grade_basis": self.basis, "grade_inverse": self.inverse, "grade_active": self.active,
+        """The arrays of a saved active set: ``grade_matrix`` (``V A^{-1}``, float32, ``P x r``)
+        and ``grade_meta`` (core index, tolerance)."""
+        return {"grade_matrix": (self.basis @ self.inverse).astype(np.float32),
                 "grade_meta": np.array([self.core, self.tol])}
 
     @classmethod
     def from_arrays(cls, arrays, fingerprint="") -> "ActiveSet":
+        """Inverse of :meth:`to_arrays`; also reads the full float64 layout of model files of
+        format version 1 (``grade_basis``, ``grade_inverse``, ``grade_active``)."""
         meta = arrays["grade_meta"]
+        if "grade_matrix" in arrays:
+            W = arrays["grade_matrix"]
+            return cls(int(meta[0]), W, np.eye(W.shape[1]), np.eye(W.shape[1]), float(meta[1]), fingerprint)
         return cls(int(meta[0]), arrays["grade_basis"], arrays["grade_inverse"], arrays["grade_active"], float(meta[1]),
                    fingerprint)
 
@@ -168,6 +188,7 @@ def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: floa
         log.info("maxvol pass %d: %d swaps (rank %d)", p, swaps, r)
         if swaps == 0:
             break
+    aset = aset.compact()
     potential.active_set = aset
     return aset
 

@@ -4,18 +4,29 @@ The file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
 * ``header``: UTF-8 JSON with ``format = "etnpot"``, ``format_version``, ``etnpot_version``,
   ``units``, ``species``, the hyper-parameters, the bond irreps and the list of core paths,
-  free-form ``metadata`` (fit history, provenance), and ``content_sha256``, a hash of every
-  array and of the header itself (without the hash), checked on load;
+  free-form ``metadata`` (fit history, provenance), ``active_set`` (``null``, or the rank,
+  core and fingerprint of the extrapolation grade's active set) and ``content_sha256``, a hash
+  of every array and of the header itself (without the hash), checked on load;
 * the arrays: ``e0``, ``species_weights``, ``radial_weights``, ``shift``, ``scale`` and one
   ``core{k}__{a}__{f}__{b}`` block per core path.
 
-It is written to a temporary file in the same directory and renamed over the target, so an
+The active set of the extrapolation grade (:mod:`etnpot.grade`) is far larger than the model
+(``P x r`` numbers against ~``P``), so it lives in a *grade file* beside the model,
+``<model>.grade`` (:func:`grade_path`): the same kind of archive (``format = "etnpot-grade"``)
+with ``grade_matrix`` (float32) and ``grade_meta``.  :func:`load` attaches it when present
+and computed for this model; the model file alone is the deployable potential.
+
+Versions: 1 embedded the active set in full float64 (``grade_basis``, ``grade_inverse``,
+``grade_active``); 2 (current) writes the grade file.  Both are read.
+
+Files are written to a temporary file in the same directory and renamed over the target, so an
 existing file is never left half-written.  ``load(save(m))`` predicts bit-identically.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -24,18 +35,35 @@ import numpy as np
 
 from ._version import __version__
 from .features import OneParticleBasis
-from .grade import ActiveSet
+from .grade import ActiveSet, model_fingerprint
 from .potential import ETNPotential
 from .so3 import Irrep, Irreps
 from .tt import EquivariantTT
 
-__all__ = ["save", "load", "ModelFileError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_header", "grade_path", "ModelFileError", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+GRADE_FORMAT_VERSION = 1
+GRADE_SUFFIX = ".grade"
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be read: corrupt, truncated, foreign or too new."""
+
+
+def grade_path(path) -> str:
+    """The grade file (active set) that belongs to the model file ``path``: ``path + ".grade"``."""
+    return os.fspath(path) + GRADE_SUFFIX
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def _digest(header: dict, arrays: dict) -> str:
@@ -58,36 +86,8 @@ def _path_key(k, p):
     return f"core{k}__{a}__{f}__{b}"
 
 
-def save(potential, path) -> str:
-    """Write ``potential`` to ``path`` (conventionally ``*.etn``) atomically; returns the content hash."""
-    path = os.fspath(path)
-    pot = potential
-    b = pot.basis
-    arrays = {"e0": pot.e0, "species_weights": b.species_weights, "radial_weights": b.radial_weights,
-              "shift": b.shift, "scale": b.scale}
-    if getattr(pot, "active_set", None) is not None:
-        arrays.update(pot.active_set.to_arrays())
-    paths = []
-    for k, core in enumerate(pot.tt.cores):
-        for p, T in core.items():
-            arrays[_path_key(k, p)] = T
-            paths.append([k, str(p[0]), int(p[1]), str(p[2])])
-    header = {
-        "format": "etnpot",
-        "format_version": FORMAT_VERSION,
-        "etnpot_version": __version__,
-        "units": {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"},
-        "species": pot.species,
-        "o3": pot.o3,
-        "basis": {"n_species": b.n_species, "l_max": b.l_max, "n_basis": b.radial.n_basis,
-                  "n_channels": b.n_channels, "species_rank": b.species_rank,
-                  "r_min": b.radial.r_min, "r_cut": b.radial.r_cut},
-        "inputs": [[str(ir), c] for ir, c in pot.tt.inputs],
-        "bonds": [str(bd) for bd in pot.tt.bonds],
-        "paths": paths,
-        "metadata": pot.metadata,
-        "active_set": {"fingerprint": pot.active_set.fingerprint} if getattr(pot, "active_set", None) is not None else None,
-    }
+def _write(path: str, header: dict, arrays: dict) -> str:
+    """Hash and write one archive atomically; returns the content hash."""
     header["content_sha256"] = _digest(header, arrays)
     blob = np.frombuffer(json.dumps(header, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)
     d = os.path.dirname(os.path.abspath(path))
@@ -108,12 +108,48 @@ def save(potential, path) -> str:
     return header["content_sha256"]
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+def save(potential, path) -> str:
+    """Write ``potential`` to ``path`` (conventionally ``*.etn``) atomically; returns the content hash.
+
+    If the model has an active set it is written to :func:`grade_path` ``(path)``; otherwise a
+    grade file left there by an earlier model is removed."""
+    path = os.fspath(path)
+    pot = potential
+    b = pot.basis
+    arrays = {"e0": pot.e0, "species_weights": b.species_weights, "radial_weights": b.radial_weights,
+              "shift": b.shift, "scale": b.scale}
+    paths = []
+    for k, core in enumerate(pot.tt.cores):
+        for p, T in core.items():
+            arrays[_path_key(k, p)] = T
+            paths.append([k, str(p[0]), int(p[1]), str(p[2])])
+    aset = getattr(pot, "active_set", None)
+    header = {
+        "format": "etnpot",
+        "format_version": FORMAT_VERSION,
+        "etnpot_version": __version__,
+        "units": {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"},
+        "species": pot.species,
+        "o3": pot.o3,
+        "basis": {"n_species": b.n_species, "l_max": b.l_max, "n_basis": b.radial.n_basis,
+                  "n_channels": b.n_channels, "species_rank": b.species_rank,
+                  "r_min": b.radial.r_min, "r_cut": b.radial.r_cut},
+        "inputs": [[str(ir), c] for ir, c in pot.tt.inputs],
+        "bonds": [str(bd) for bd in pot.tt.bonds],
+        "paths": paths,
+        "metadata": pot.metadata,
+        "active_set": None if aset is None else {"fingerprint": aset.fingerprint, "rank": aset.rank,
+                                                  "core": aset.core},
+    }
+    side = grade_path(path)
+    if aset is not None:
+        _write(side, {"format": "etnpot-grade", "format_version": GRADE_FORMAT_VERSION, "etnpot_version": __version__,
+                      "fingerprint": aset.fingerprint}, aset.to_arrays())
+    digest = _write(path, header, arrays)
+    if aset is None and os.path.exists(side):
+        os.unlink(side)
+        log.info("removed %s: the model saved to %s has no active set", side, path)
+    return digest
 
 
 def read_header(path) -> dict:
@@ -122,26 +158,26 @@ def read_header(path) -> dict:
     return header
 
 
-def _read(path):
+def _read(path, kind="etnpot", max_version=FORMAT_VERSION, what="model file"):
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "header" not in z.files:
-                raise ModelFileError(f"{path}: not an etnpot model file (no header)")
+                raise ModelFileError(f"{path}: not an {kind} {what} (no header)")
             header = json.loads(bytes(z["header"]).decode())
             arrays = {k: z[k] for k in z.files if k != "header"}
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not a readable etnpot model file (corrupt or truncated?): {e}") from e
-    if not isinstance(header, dict) or header.get("format") != "etnpot":
-        raise ModelFileError(f"{path}: not an etnpot model file (format={header.get('format') if isinstance(header, dict) else None!r})")
+        raise ModelFileError(f"{path}: not a readable {kind} {what} (corrupt or truncated?): {e}") from e
+    if not isinstance(header, dict) or header.get("format") != kind:
+        raise ModelFileError(f"{path}: not an {kind} {what} (format={header.get('format') if isinstance(header, dict) else None!r})")
     v = header.get("format_version")
-    if not isinstance(v, int) or v > FORMAT_VERSION or v < 1:
-        raise ModelFileError(f"{path}: model file format version {v!r} is not supported by etnpot "
-                             f"{__version__} (reads versions 1..{FORMAT_VERSION}); upgrade etnpot")
+    if not isinstance(v, int) or v > max_version or v < 1:
+        raise ModelFileError(f"{path}: {what} format version {v!r} is not supported by etnpot "
+                             f"{__version__} (reads versions 1..{max_version}); upgrade etnpot")
     want = header.get("content_sha256")
     got = _digest(header, arrays)
     if want != got:
@@ -149,8 +185,30 @@ def _read(path):
     return header, arrays
 
 
+def _grade_file(path, pot, info):
+    """The active set from the grade file of the model ``path`` (``None``, with a warning, if it is
+    missing or was computed for other parameters)."""
+    side = grade_path(path)
+    if not os.path.exists(side):
+        log.warning("%s was saved with an active set (rank %s) in %s, which is missing: no extrapolation grades",
+                    path, info.get("rank"), side)
+        return None
+    header, arrays = _read(side, "etnpot-grade", GRADE_FORMAT_VERSION, "grade file")
+    fp = header.get("fingerprint")
+    if fp != info.get("fingerprint") or fp != model_fingerprint(pot):
+        log.warning("%s belongs to another model (fingerprint %.12s, the model's is %.12s): ignored, "
+                    "no extrapolation grades", side, fp, model_fingerprint(pot))
+        return None
+    try:
+        return ActiveSet.from_arrays(arrays, fp)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{side}: inconsistent grade file: {e!r}") from e
+
+
 def load(path):
-    """Load a model written by :func:`save`; returns an :class:`~etnpot.ETNPotential`."""
+    """Load a model written by :func:`save` (and its grade file, if any); returns an
+    :class:`~etnpot.ETNPotential`."""
+    path = os.fspath(path)
     header, arrays = _read(path)
     try:
         bh = header["basis"]
@@ -169,8 +227,11 @@ def load(path):
             cores[k][p] = arrays[_path_key(k, p)]
         tt = EquivariantTT(inputs, bonds, cores)
         pot = ETNPotential(header["species"], basis, tt, arrays["e0"], header["o3"], header.get("metadata", {}))
-        if header.get("active_set"):
-            pot.active_set = ActiveSet.from_arrays(arrays, header["active_set"]["fingerprint"])
+        info = header.get("active_set")
+        if info and header["format_version"] == 1:  # embedded, full float64
+            pot.active_set = ActiveSet.from_arrays(arrays, info["fingerprint"])
+        elif info:
+            pot.active_set = _grade_file(path, pot, info)
         return pot
     except ModelFileError:
         raise

@@ -2,6 +2,7 @@
 naming the problem, and loses nothing the user already had."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,13 +37,28 @@ def test_01_unknown_species_in_structure(small_pot):
     np.testing.assert_array_equal(a.positions, before)
 
 
-def test_02_atoms_closer_than_r_min_warn_and_stay_consistent(small_pot):
-    a = Atoms("SiC", positions=[[0, 0, 0], [0.9 * small_pot.basis.radial.r_min, 0, 0]])
+def test_02_atoms_closer_than_r_min_warn_and_stay_consistent(small_pot, graded):
+    """Correct (extrapolated radial polynomials, forces the exact derivative), a RuntimeWarning that
+    names r_min and the shortest distance, and a grade that flags the close pair."""
+    from ase.calculators.fd import calculate_numerical_forces
+
+    r_min = small_pot.basis.radial.r_min
+    d = 0.9 * r_min
+    a = Atoms("SiCSi", positions=[[0, 0, 0], [d, 0, 0], [0.3, 2.1, 0.4]])
     a.calc = etnpot.ETNCalculator(small_pot)
-    with pytest.warns(RuntimeWarning, match="closer than the model's inner distance"):
+    with pytest.warns(RuntimeWarning, match=rf"1 atom pair\(s\) closer than the model's inner distance "
+                                            rf"r_min = {r_min:g} Å \(shortest {d:.3f} Å\)"):
         f = a.get_forces()
-    assert np.isfinite(a.get_potential_energy()) and np.all(np.isfinite(f))
+    assert np.isfinite(a.get_potential_energy()) and np.abs(f).max() > 1e-3
+    np.testing.assert_allclose(f, calculate_numerical_forces(a, eps=1e-5), atol=1e-7 * max(1.0, np.abs(f).max()))
     np.testing.assert_allclose(f.sum(0), 0, atol=1e-10)
+    pot, train = graded
+    close = train[0].atoms.copy()
+    r_min = pot.basis.radial.r_min
+    close.positions[1] = close.positions[0] + [0.8 * r_min, 0, 0]
+    g = etnpot.grade.extrapolation_grades(pot, [close])
+    assert g[:2].min() > 2 and g.max() > 4  # the pair's two atoms, against <= 1 + 1e-3 in training
+    assert pot.compute(close)["close_pairs"] == 1
 
 
 def test_03_coincident_atoms(small_pot):
@@ -84,11 +100,21 @@ def test_07_degenerate_periodic_cell(small_pot, cell):
         small_pot.compute(a)
 
 
-def test_08_stress_of_a_non_periodic_system(small_pot):
+@pytest.mark.parametrize("pbc, rank", [(False, 0), ([True, True, False], 3)])
+def test_08_stress_of_a_non_periodic_system(small_pot, pbc, rank):
     a = random_cluster(2)
+    if rank:
+        a.set_cell([12.0, 13.0, 14.0])
+    a.pbc = pbc
     a.calc = etnpot.ETNCalculator(small_pot)
-    with pytest.raises(PropertyNotImplementedError, match="periodic in all three directions"):
+    f = a.get_forces()  # energy and forces are defined
+    assert np.isfinite(a.get_potential_energy()) and f.shape == (len(a), 3)
+    flags = str(list(np.broadcast_to(pbc, 3).tolist()))
+    with pytest.raises(PropertyNotImplementedError,
+                       match=rf"periodic in all three directions \(pbc={re.escape(flags)}, cell rank={rank}\)"):
         a.get_stress()
+    with pytest.raises(PropertyNotImplementedError, match="periodic in all three directions"):
+        a.calc.get_property("stresses", a)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -130,20 +156,40 @@ def test_11_non_finite_forces(tmp_path):
         read_dataset(p, energy_key="E", forces_key="F", stress_key=None)
 
 
-def test_12_forces_of_the_wrong_shape():
+def test_12_forces_of_the_wrong_shape(tmp_path):
     c = Configuration(Atoms("Si2", positions=[[0, 0, 0], [1, 1, 1]]), -1.0, np.zeros((3, 3)), source="x.xyz[4]")
     with pytest.raises(DataError, match=r"x.xyz\[4\]: forces have shape \(3, 3\), expected \(2, 3\)"):
         c.validate()
+    # the same through a reader, which names the file and the record itself
+    rec = lambda forces: {"structure": {"lattice": {"matrix": np.diag([6.0, 6.0, 6.0]).tolist()},
+                                        "sites": [{"xyz": [0, 0, 0], "species": [{"element": "Si"}]},
+                                                  {"xyz": [1, 1, 1], "species": [{"element": "Si"}]}]},
+                          "outputs": {"energy": -1.0, "forces": forces, "virial_stress": None}}
+    ok = np.zeros((2, 3)).tolist()
+    (tmp_path / "d.json").write_text(json.dumps([rec(ok)] * 4 + [rec(np.zeros((3, 3)).tolist())]))
+    with pytest.raises(DataError, match=r"d.json\[4\]: forces have shape \(3, 3\), expected \(2, 3\)"):
+        read_dataset(tmp_path / "d.json")
 
 
-@pytest.mark.parametrize("kind, kw", [("energy", dict(energy_key="REF_E")), ("forces", dict(forces_key="REF_F")),
-                                      ("stress", dict(stress_key="REF_S"))])
-def test_13_missing_keys_are_named(tmp_path, kind, kw):
+@pytest.mark.parametrize("kind, kw, where", [("energy", dict(energy_key="REF_E"), "info"),
+                                             ("forces", dict(forces_key="REF_F"), "arrays"),
+                                             ("stress", dict(stress_key="REF_S"), "info")])
+def test_13_missing_keys_are_named(tmp_path, kind, kw, where):
     p = _write_xyz(tmp_path / "d.xyz", [_frame(forces=np.zeros((2, 3)), stress=np.zeros(6))])
     keys = dict(energy_key="E", forces_key="F", stress_key="S")
     keys.update(kw)
-    with pytest.raises(DataError, match=rf"no configuration has the {kind} key 'REF_.'.*available keys"):
+    avail = {"info": "['E', 'S']", "arrays": "['F', 'numbers', 'positions']"}[where]
+    with pytest.raises(DataError, match=rf"d.xyz: no configuration has the {kind} key 'REF_.' in atoms.{where}; "
+                                        rf"available keys: {re.escape(avail)}"):
         read_dataset(p, **keys)
+
+
+def test_13_a_key_missing_from_some_configurations_means_not_available_there(tmp_path):
+    p = _write_xyz(tmp_path / "d.xyz", [_frame(forces=np.ones((2, 3)), stress=np.zeros(6)),
+                                        _frame(energy=None, forces=None, stress=None)])
+    a, b = read_dataset(p, energy_key="E", forces_key="F", stress_key="S")
+    assert a.energy == -1.0 and np.all(a.forces == 1.0) and a.stress is not None
+    assert b.energy is None and b.forces is None and b.stress is None
 
 
 def test_14_empty_data_set(tmp_path):
@@ -156,17 +202,29 @@ def test_14_empty_data_set(tmp_path):
 
 
 def test_15_data_set_with_one_configuration():
+    from etnpot.data import split_train_validation
+
     teacher, train, _ = teacher_data(order=1, rank=1, n_train=1, n_test=1)
+    tr, va = split_train_validation(train, 0.5)
+    assert len(tr) == 1 and va == []  # no validation split is carved from one configuration
     pot = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=2, l_max=1, rank=1, n_basis=4, init="constant",
                                      noise=1e-3)
-    ALSFitter(pot, train, settings=FitSettings(sweeps=1, radial_steps=0), progress=False).run()
-    assert np.isfinite(pot.compute(train[0].atoms)["energy"][0])
+    before = abs(pot.compute(train[0].atoms)["energy"][0] - train[0].energy)
+    f = ALSFitter(pot, tr, va, settings=FitSettings(sweeps=1, radial_steps=0), progress=False)
+    f.run()
+    res = pot.compute(train[0].atoms)
+    assert np.isfinite(res["energy"][0]) and len(f.history) == 1
+    assert abs(res["energy"][0] - train[0].energy) < 1e-3 * before  # it fitted the one configuration
 
 
-def test_16_stress_in_unexpected_units(tmp_path):
-    kbar = np.array([120.0, 95.0, 100.0, 3.0, 1.0, 2.0])  # looks like VASP kbar, not eV/Å^3
-    p = _write_xyz(tmp_path / "d.xyz", [_frame(stress=kbar)])
-    with pytest.raises(DataError, match=r"d.xyz\[0\]: stress up to .* looks like kbar or GPa"):
+@pytest.mark.parametrize("stress, biggest", [([120.0, 95.0, 100.0, 3.0, 1.0, 2.0], "120 eV/Å^3 (1.922e+04 GPa)"),
+                                            ([25.0, 24.0, 26.0, 0.0, 0.0, 0.0], "26 eV/Å^3 (4165 GPa)")])
+def test_16_stress_in_unexpected_units(tmp_path, stress, biggest):
+    """kbar (VASP) or GPa numbers given as eV/Å^3: an error with the largest value, and the conversion."""
+    p = _write_xyz(tmp_path / "d.xyz", [_frame(stress=np.array(stress))])
+    with pytest.raises(DataError, match=rf"d.xyz\[0\]: stress up to {re.escape(biggest)} is not physical: it looks "
+                                        r"like kbar or GPa. Stress must be in eV/Å\^3 with ASE's sign \(1 GPa = "
+                                        r"0.00624 eV/Å\^3; from VASP kbar: multiply by -1/1602.18\)"):
         read_dataset(p, energy_key="E", forces_key=None, stress_key="S")
 
 
@@ -229,13 +287,35 @@ def test_21_config_with_unknown_or_misspelled_keys(cfg, msg):
         validate_config(cfg)
 
 
-@pytest.mark.parametrize("kw, msg", [(dict(rank=0), "rank must be >= 1"), (dict(l_max=-1), "l_max"),
-                                     (dict(r_cut=3.0, r_min=3.0), "r_min < r_cut"), (dict(order=0), "order")])
+@pytest.mark.parametrize("kw, msg", [(dict(rank=0), "rank must be >= 1, got 0"),
+                                     (dict(l_max=-1), "l_max must be an integer >= 0, got -1"),
+                                     (dict(r_cut=3.0, r_min=3.0), r"need 0 <= r_min < r_cut, got r_min=3.0, r_cut=3.0"),
+                                     (dict(order=0), "order must be an integer >= 1, got 0")])
 def test_22_nonsensical_hyperparameters(kw, msg):
     base = dict(species=["Cu"], r_cut=5.0, order=3, l_max=2, rank=2)
     base.update(kw)
     with pytest.raises(ValueError, match=msg):
         etnpot.ETNPotential.build(**base)
+
+
+@pytest.mark.parametrize("section, key, value, msg", [
+    ("weights", "forces", -1.0, r"\[weights\] forces must be a number >= 0, got -1.0"),
+    ("model", "order", 0, r"\[model\] order must be an integer >= 1, got 0"),
+    ("model", "r_min", 6.0, r"\[model\] need 0 <= r_min < r_cut, got r_min=6.0, r_cut=5.0"),
+    ("fit", "ridge", -1e-3, r"\[fit\] ridge must be >= 0"),
+])
+def test_22_nonsensical_values_in_a_config(section, key, value, msg):
+    cfg = {"data": {"train": ["x"]}, "model": {"r_cut": 5.0}, section: {key: value}}
+    if section == "model":
+        cfg["model"][key] = value
+    with pytest.raises(ConfigError, match=msg):
+        validate_config(cfg)
+
+
+def test_22_negative_configuration_weight():
+    c = Configuration(Atoms("Si2", positions=[[0, 0, 0], [1, 1, 1]]), -1.0, weight=-2.0, source="x.xyz[3]")
+    with pytest.raises(DataError, match=r"x.xyz\[3\]: weight must be finite and >= 0, got -2.0"):
+        c.validate()
 
 
 # ---------------------------------------------------------------- fitting and checkpoints
@@ -254,6 +334,7 @@ def _data(tmp_path, n=40):
     _write_xyz(tmp_path / "train.xyz", frames)
 
 
+@pytest.mark.slow
 def test_23_fit_interrupted_by_a_signal_resumes_to_the_same_model(tmp_path):
     _data(tmp_path)
     for name in ("full", "cut"):
@@ -269,8 +350,10 @@ def test_23_fit_interrupted_by_a_signal_resumes_to_the_same_model(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()[-2000:]
-    assert b"interrupted" in err and not (tmp_path / "cut.etn").exists()
-    etnpot.load(tmp_path / "cut.ckpt")  # the checkpoint is intact
+    assert b"etnpot fit: interrupted; a checkpoint (if configured) holds the last completed sweep" in err
+    assert not (tmp_path / "cut.etn").exists()
+    done = etnpot.load(tmp_path / "cut.ckpt").metadata["fit_state"]["sweep_index"]  # the checkpoint is intact
+    assert 1 <= done < 6  # and really from the middle of the fit
     res = subprocess.run(cmd("cut", "--resume"), cwd=tmp_path, env=env, capture_output=True)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     a, b = etnpot.load(tmp_path / "full.etn"), etnpot.load(tmp_path / "cut.etn")
@@ -308,19 +391,22 @@ def test_25_training_environments_grade_at_most_one(graded):
 
 
 def test_26_strained_crystals_grade_high_and_warn_or_raise(graded):
+    """Grades far above 1 (above the default threshold 5) for a crystal compressed to 0.7 and one
+    stretched to 1.6 of its size; a warning or an error naming the grade and the atom."""
     pot, train = graded
     squeezed = diverse_cells(1, seed=5)[0]
     squeezed.set_cell(squeezed.cell * 0.7, scale_atoms=True)
-    squeezed.calc = etnpot.ETNCalculator(pot, extrapolation="warn", grade_threshold=2.0)
-    with pytest.warns(ExtrapolationWarning, match="extrapolation grade"):
+    squeezed.calc = etnpot.ETNCalculator(pot)  # default: warn above 5
+    with pytest.warns(ExtrapolationWarning, match=r"extrapolation grade \S+ > 5 \(atom \d+\)"):
         squeezed.get_potential_energy()
-    assert squeezed.calc.results["extrapolation_grades"].max() > 2.0
+    assert squeezed.calc.results["extrapolation_grades"].max() > 5
     stretched = diverse_cells(1, seed=6)[0]
     stretched.set_cell(stretched.cell * 1.6, scale_atoms=True)
-    stretched.calc = etnpot.ETNCalculator(pot, extrapolation="raise", grade_threshold=2.0)
-    with pytest.raises(ExtrapolationError):
+    assert etnpot.grade.extrapolation_grades(pot, [stretched]).max() > 5
+    stretched.calc = etnpot.ETNCalculator(pot, extrapolation="raise")
+    with pytest.raises(ExtrapolationError, match=r"extrapolation grade \S+ > 5 \(atom \d+\)"):
         stretched.get_forces()
-    # in-distribution structures raise nothing
+    # in-distribution structures raise nothing, even with a threshold of 2
     ok = train[0].atoms.copy()
     ok.calc = etnpot.ETNCalculator(pot, extrapolation="raise", grade_threshold=2.0)
     with warnings.catch_warnings():
@@ -372,6 +458,7 @@ def test_29_short_nve_with_a_fitted_model_is_stable():
     assert 100 < atoms.get_temperature() < 900
 
 
+@pytest.mark.slow
 def test_30_same_data_config_seed_give_a_bit_identical_model_file(tmp_path):
     """Fit twice with the same data, config and seed: the model files are byte for byte equal
     (the content hash too); `etnpot info` shows the hash with the provenance."""

@@ -17,12 +17,16 @@ def test_sph_harm_rotate_with_wigner_D(rng):
             sl = slice(l * l, (l + 1) ** 2)
             np.testing.assert_allclose(YR[:, sl], Y[:, sl] @ D.T, atol=1e-12)
             np.testing.assert_allclose(D @ D.T, np.eye(2 * l + 1), atol=1e-12)
+            if l >= 1:  # negative control: another rotation's D does not fit
+                assert np.abs(YR[:, sl] - Y[:, sl] @ wigner_D(l, random_rotation(rng)).T).max() > 1e-2
 
 
 def test_wigner_D_is_a_representation(rng):
     R1, R2 = random_rotation(rng), random_rotation(rng)
     for l in range(LMAX + 1):
         np.testing.assert_allclose(wigner_D(l, R1 @ R2), wigner_D(l, R1) @ wigner_D(l, R2), atol=1e-11)
+        if l >= 1:  # negative control: the order matters (rotations do not commute)
+            assert np.abs(wigner_D(l, R1 @ R2) - wigner_D(l, R2) @ wigner_D(l, R1)).max() > 1e-3
 
 
 def test_parity(rng):

@@ -100,20 +100,17 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     t_fit = time.perf_counter()
     if resume and ckpt and os.path.exists(ckpt):
         log.info("resuming from checkpoint %s", ckpt)
-        expect = {k: m[k] for k in ("order", "l_max", "n_basis", "o3") if m[k] is not None}
-        expect.update(r_cut=float(m["r_cut"]), rank=m["rank"] if not isinstance(m["rank"], dict)
-                      else {str(k): int(v) for k, v in m["rank"].items()})
+        built = ETNPotential.build(species, **_model_kwargs(m))
         fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress, client=client,
-                                  expect=expect)
-        if list(species) != fitter.pot.species:
-            raise ValueError(f"{ckpt}: checkpoint of a different model: species {fitter.pot.species} in the "
-                             f"checkpoint, {list(species)} requested; remove it or fit without --resume")
+                                  expect=_resolved_hyperparameters(built))
         pot = fitter.pot
+        for what, have, want in (("species", pot.species, list(species)),
+                                 ("bonds", [str(b) for b in pot.tt.bonds], [str(b) for b in built.tt.bonds])):
+            if have != want:
+                raise ValueError(f"{ckpt}: checkpoint of a different model: {what} {have} in the checkpoint, {want} "
+                                 "requested; remove it or fit without --resume")
     else:
-        pot = ETNPotential.random(species, r_cut=m["r_cut"], order=m["order"], l_max=m["l_max"], rank=m["rank"],
-                                  seed=f["seed"], init=f["init"], noise=f["init_noise"], n_basis=m["n_basis"],
-                                  n_channels=m["n_channels"], species_rank=m["species_rank"], r_min=m["r_min"],
-                                  o3=m["o3"], bond_l_max=m["bond_l_max"])
+        pot = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **_model_kwargs(m))
         fitter = ALSFitter(pot, train, validation, weights, settings, e0=f["e0"], checkpoint=ckpt,
                            progress=progress, client=client)
     fitter.run()
@@ -194,6 +191,22 @@ def _read_local_splits(cfg, root):
     if not train:
         raise DataError("the training set is empty")
     return (train, validation, test), (prov_train, prov_val, prov_test)
+
+
+def _model_kwargs(m: dict) -> dict:
+    """The :meth:`ETNPotential.build` keyword arguments named by a config's ``[model]`` section."""
+    return {k: m[k] for k in ("r_cut", "order", "l_max", "rank", "n_basis", "n_channels", "species_rank", "r_min",
+                              "o3", "bond_l_max")}
+
+
+def _resolved_hyperparameters(built) -> dict:
+    """The hyper-parameters that the model ``built`` from ``[model]`` records, with the defaults
+    resolved (``r_min``, ``n_channels``, ``species_rank``: a checkpoint records the values, a config
+    may leave them out), in JSON form (as read back from a checkpoint).  ``bond_l_max`` is left
+    out: it is recorded as given (``None`` meaning ``l_max``), so the bonds are compared instead."""
+    hyper = json.loads(json.dumps(built.metadata["hyperparameters"]))
+    hyper.pop("bond_l_max", None)
+    return hyper
 
 
 def _reader_keys(d: dict) -> dict:

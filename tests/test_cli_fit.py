@@ -152,3 +152,32 @@ def test_fixed_test_split_by_names(tmp_path):
     (tmp_path / "split.txt").write_text("EOS/missing.json\n")
     with pytest.raises(ValueError, match="1 listed test configurations are not in the training files"):
         run_fit(cfg, data_dir=str(tmp_path), progress=False)
+
+
+@pytest.mark.parametrize("change, msg", [
+    ("r_min = 1.0", "r_min = 1.14 in the checkpoint, 1.0 requested"),
+    ("n_channels = 3", "n_channels = 8 in the checkpoint, 3 requested"),
+    ("species_rank = 1", "species_rank = 2 in the checkpoint, 1 requested"),
+    ("bond_l_max = 1", r"bonds \[.*2x2e.*\] in the checkpoint, \[.*\] requested"),
+])
+def test_resume_refuses_a_checkpoint_of_other_hyperparameters(tmp_path, change, msg):
+    """--resume compares the resolved hyper-parameters: a checkpoint fitted with defaults (r_min =
+    0.3 r_cut, n_channels and species_rank from the species, bond_l_max = l_max) is refused when
+    the config asks for another value, and accepted when the config spells out the defaults."""
+    from etnpot.config import load_config
+    from etnpot.workflow import run_fit
+
+    write_small_data(tmp_path)
+    cfg = CONFIG.replace("sweeps = 2", "sweeps = 1")
+    (tmp_path / "a.toml").write_text(cfg)
+    run = lambda toml: run_fit(load_config(tmp_path / toml), data_dir=str(tmp_path), resume=True, progress=False,
+                               out=lambda s: None)
+    run("a.toml")  # no checkpoint yet: a fresh fit that writes m.ckpt
+    assert (tmp_path / "m.ckpt").exists()
+    (tmp_path / "b.toml").write_text(cfg.replace("[model]", f"[model]\n{change}"))
+    with pytest.raises(ValueError, match="checkpoint of a different model: .*" + msg):
+        run("b.toml")
+    # the defaults written out are the same model
+    explicit = "r_min = 1.14\nn_channels = 8\nspecies_rank = 2\nbond_l_max = 2"
+    (tmp_path / "c.toml").write_text(cfg.replace("[model]", f"[model]\n{explicit}"))
+    run("c.toml")

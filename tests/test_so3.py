@@ -67,14 +67,15 @@ def _paths(lmax):
 @pytest.mark.parametrize("reflect", [False, True])
 def test_cg_intertwines(rng, reflect):
     R = random_rotation(rng, reflection=reflect)
+    D = {l: wigner_D(l, R) for l in range(LMAX + 1)}
     for l1, l2, l3 in _paths(LMAX):
         C = clebsch_gordan(l1, l2, l3)
         x, y = rng.normal(size=2 * l1 + 1), rng.normal(size=2 * l2 + 1)
         z = np.einsum("abc,a,b->c", C, x, y)
-        zr = np.einsum("abc,a,b->c", C, wigner_D(l1, R) @ x, wigner_D(l2, R) @ y)
+        zr = np.einsum("abc,a,b->c", C, D[l1] @ x, D[l2] @ y)
         # under an improper rotation the coupled vector picks up (-1)^(l1+l2) vs D^l3's (-1)^l3
         sign = (-1) ** (l1 + l2 + l3) if reflect else 1
-        np.testing.assert_allclose(zr, sign * (wigner_D(l3, R) @ z), atol=1e-11, err_msg=str((l1, l2, l3)))
+        np.testing.assert_allclose(zr, sign * (D[l3] @ z), atol=1e-11, err_msg=str((l1, l2, l3)))
 
 
 def test_cg_negative_control(rng):

@@ -22,10 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = [  # (label, file suffix, function name): cumulative times
     ("neighbour lists", "etnpot/neighbors.py", "build_graph"),
     ("features", "etnpot/features.py", "compute"),
-    ("design rows, total", "etnpot/potential.py", "_linear_map"),
-    ("  force rows: design tangents", "etnpot/potential.py", "_design_tangent"),
-    ("    of which environment tangents", "etnpot/potential.py", "_env_tangents"),
-    ("  row scatter to forces/stress", "etnpot/potential.py", "_scatter_pair_rows"),
+    ("design rows, total", "etnpot/linearization.py", "_linear_map"),
+    ("  force rows: core_rows (design + tangents)", "etnpot/tt.py", "core_rows"),
+    ("  pair tangents of the features", "etnpot/linearization.py", "_tangent_blocks"),
+    ("  row scatter to forces/stress", "etnpot/linearization.py", "scatter_pair_rows"),
     ("streamed QR (TSQR add)", "etnpot/lstsq.py", "add"),
     ("local solves", "etnpot/lstsq.py", "solve"),
 ]

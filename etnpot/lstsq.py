@@ -10,9 +10,12 @@ reduced chunk by chunk to a triangular factor:
 
     \begin{bmatrix} R \\ A_c \end{bmatrix} = Q \begin{bmatrix} R' \\ 0 \end{bmatrix},\qquad
     z' = Q^T \begin{bmatrix} z \\ y_c \end{bmatrix},\qquad
-    \rho' = \rho + \|z\|^2 + \|y_c\|^2 - \|z'\|^2,
+    \rho' = \rho + \|z\|^2 + \|y_c\|^2 - \|z'\|^2 = \rho + r'^2,
 
-so that ``||A x - y||^2 = ||R x - z||^2 + rho`` for every ``x``.  Memory is ``P^2`` (the
+so that ``||A x - y||^2 = ||R x - z||^2 + rho`` for every ``x``.  One QR of the augmented
+matrix ``[[R, z], [A_c, y_c]]`` gives all three: its triangular factor is ``[[R', z'], [0, r']]``,
+and ``Q`` is never formed (LAPACK ``geqrf`` only, about half the work of forming ``Q`` and
+applying it).  Memory is ``P^2`` (the
 parameters), not the data; the reduction is associative, so chunks can be combined in any
 order (e.g. on several workers).  The ridge problem is then solved by an SVD of
 ``[R; diag(sqrt(reg))]``, which also gives the minimum-norm solution of rank-deficient
@@ -21,6 +24,7 @@ problems (expected: the same features enter every core, and products commute).
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 __all__ = ["LeastSquares"]
 
@@ -43,12 +47,16 @@ class LeastSquares:
         if A.shape[0] == 0:
             return
         self.n_rows += A.shape[0]
-        S = np.vstack([self.R, A])
-        t = np.concatenate([self.z, y])
-        Q, R = np.linalg.qr(S, mode="reduced")
-        z = Q.T @ t
-        self.rho += float(t @ t - z @ z)
-        self.R, self.z = R, z
+        # QR of the augmented [[R, z], [A, y]]: only the triangular factor is formed (no Q), and
+        # its last column carries the reduced targets and the residual of the rows seen so far
+        k0, n = self.R.shape[0], self.n
+        S = np.empty((k0 + A.shape[0], n + 1))
+        S[:k0, :n], S[:k0, n], S[k0:, :n], S[k0:, n] = self.R, self.z, A, y
+        Ra = scipy.linalg.qr(S, mode="r", overwrite_a=True, check_finite=False)[0]
+        k = min(Ra.shape[0], n)
+        if Ra.shape[0] > n:
+            self.rho += float(Ra[n, n] ** 2)
+        self.R, self.z = Ra[:k, :n].copy(), Ra[:k, n].copy()
 
     def merge(self, other: "LeastSquares") -> "LeastSquares":
         """Combine two accumulators (same unknowns): the reduction is associative."""

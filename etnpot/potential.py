@@ -24,29 +24,26 @@ the latter because a homogeneous strain maps every pair vector ``r_ij -> (1 + ep
 in Voigt order ``xx, yy, zz, yz, xz, xy``.  Per-atom stresses give half of every pair's term to
 each of its two atoms, so they sum to the stress.
 
-The energy is linear in every core ``T^{(k)}``; :meth:`ETNPotential.core_linear_map` returns the
-rows of that linear map for energies, forces and stresses, the building block of the ALS fit.
-Force rows come from forward-mode tangents: for atom ``i`` every pair ``(i, j)`` and direction
-``a`` defines the tangent ``dF_i = dF_i/d(r_ij)_a``, carried through the left and right
-environments by the product rule (an extra batch axis of :mod:`etnpot.tt`'s contractions).
+The energy is linear in every core ``T^{(k)}``; the rows of that linear map (the fit's building
+block) live in :mod:`etnpot.linearization`.
 """
 from __future__ import annotations
 
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
+from . import linearization
 from .features import OneParticleBasis
 from .neighbors import Graph, build_graph
 from .so3 import Irrep, Irreps, natural_irrep
-from .tt import EquivariantTT, path_backward, path_forward
+from .linearization import VOIGT, LinearMap
+from .tt import EquivariantTT
 
 __all__ = ["ETNPotential", "LinearMap"]
 
 log = logging.getLogger(__name__)
 
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 def _symbols_to_numbers(species):
@@ -92,23 +89,6 @@ def bond_irreps(rank, l_max: int, o3: bool) -> Irreps:
         if o3 and ir.p == 0:
             raise ValueError(f"O(3) model needs parity-labelled bond irreps (e.g. '1o'), got {ir}")
     return irr
-
-
-class LinearMap:
-    """Rows of the linear map ``core k -> (energies, forces, stresses)`` of a batch.
-
-    ``energy = energy_rows @ theta + energy_offset`` (eV, one row per configuration);
-    ``forces = force_rows @ theta`` (eV/Å, shape ``(n_atoms, 3, P)``);
-    ``stress = stress_rows @ theta`` (eV/Å^3, Voigt, ``(n_configs, 6, P)``; NaN rows for
-    configurations without a 3-d periodic cell).
-    """
-
-    def __init__(self, graph, energy_rows, energy_offset, force_rows, stress_rows):
-        self.graph = graph
-        self.energy_rows = energy_rows
-        self.energy_offset = energy_offset
-        self.force_rows = force_rows
-        self.stress_rows = stress_rows
 
 
 class ETNPotential:
@@ -399,117 +379,19 @@ class ETNPotential:
             out["extrapolation_grades"] = grade
         return out
 
-    # ------------------------------------------------------------ the linear map of one core
+    # ------------------------------------------------------------ linearizations (etnpot.linearization)
     def core_linear_map(self, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
-        """Rows of the linear map from core ``k`` (``tt.core_vector(k)``) to energies, forces, stresses.
-
-        Exact: ``energy_rows @ theta + energy_offset`` is the energy for any ``theta``, and so on.
-        ``memory_mb`` bounds the tangent arrays (atoms are processed in chunks).
-        """
-        if not 0 <= k < self.order:
-            raise ValueError(f"core index must be in [0, {self.order}), got {k}")
-        return self._linear_map(k, 1, atoms_list, forces, stress, memory_mb)
+        """Rows of the linear map from core ``k`` to energies, forces and stresses
+        (:func:`etnpot.linearization.core_linear_map`)."""
+        return linearization.core_linear_map(self, k, atoms_list, forces, stress, memory_mb)
 
     def supercore_linear_map(self, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
-        """Like :meth:`core_linear_map` for the merged supercore of cores ``k, k+1``
-        (``tt.merged_vector(k)``): the linear problem of a two-site DMRG step."""
-        if not 0 <= k < self.order - 1:
-            raise ValueError(f"supercore index must be in [0, {self.order - 1}), got {k}")
-        return self._linear_map(k, 2, atoms_list, forces, stress, memory_mb)
+        """The same for the supercore of cores ``k, k+1`` (:func:`etnpot.linearization.supercore_linear_map`)."""
+        return linearization.supercore_linear_map(self, k, atoms_list, forces, stress, memory_mb)
 
-    def _linear_map(self, k, sites, atoms_list, forces, stress, memory_mb):
-        g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
-        blocks, cache = self.basis.compute(g)
-        tt = self.tt
-        P = tt.core_size(k) if sites == 1 else tt.merged_size(k)
-        E_rows = np.zeros((g.n_configs, P))
-        F_rows = np.zeros((g.n_atoms, 3, P)) if forces else None
-        S_rows = np.zeros((g.n_configs, 6, P)) if stress else None
-        offset = np.bincount(g.atom_config, self.e0[g.species], minlength=g.n_configs)
-        first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))  # pairs of atom a: first[a]:first[a+1]
-        nnb = np.diff(first)
-        maxnb = int(nnb.max()) if g.n_atoms and nnb.size else 0
-        per_atom = max(1, 3 * maxnb) * P * 8 * 4 if (forces or stress) else P * 8 * 4
-        chunk = max(1, int(memory_mb * 2**20 // per_atom))
-        for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
-            x = [self._dev(b[s0:s1]) for b in blocks]
-            L = tt.left_environments(x, upto=k)
-            R = tt.right_environments(x, downto=k + sites)
-            if sites == 1:
-                phi = self._host(tt.site_design(k, L[k], x, R[k + 1]))  # (n, P)
-            else:
-                phi = self._host(tt.two_site_design(k, L[k], x, x, R[k + 2]))
-            cfg = g.atom_config[s0:s1]
-            E_rows += sp.csr_matrix((np.ones(s1 - s0), (cfg, np.arange(s1 - s0))), shape=(g.n_configs, s1 - s0)) @ phi
-            if not (forces or stress):
-                continue
-            p0, p1 = first[s0], first[s1]
-            if p1 == p0:
-                continue
-            nb = int(nnb[s0:s1].max())
-            pi = g.i[p0:p1] - s0
-            slot = np.arange(p0, p1) - first[g.i[p0:p1]]
-            dx = []
-            for l in range(self.basis.l_max + 1):
-                G = self.basis.pair_tangents(cache, l, pairs=slice(p0, p1))  # (Ec, 3, 2l+1, C)
-                t = np.zeros((s1 - s0, nb, 3) + G.shape[2:])
-                t[pi, slot] = G
-                dx.append(self._dev(t.reshape((s1 - s0, nb * 3) + G.shape[2:])))
-            dphi = self._host(self._design_tangent(k, sites, x, dx, L, R))  # (n, 3 nb, P)
-            dpe = dphi.reshape(s1 - s0, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
-            _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows)
-        if stress:
-            S_rows /= g.volumes[:, None, None]
-        return LinearMap(g, E_rows, offset, F_rows, S_rows)
-
-    def _env_tangents(self, x, dx, L, R, upto, downto):
-        """Tangents of the environments for input tangents ``dx`` (blocks ``(n, T, 2l+1, C)``):
-        ``dL[s]`` for ``s = 0..upto`` and ``dR[s]`` for ``s = order..downto`` (dicts irrep -> block,
-        empty where zero), by forward-mode product rule through the cores."""
-        tt = self.tt
-        xb = [b[:, None] for b in x]
-        lift = lambda env: {a: v[:, None] for a, v in env.items()}
-        dL = {0: {}}
-        for s in range(upto):
-            nxt, u, du = {}, lift(L[s]), dL[s]
-            for (a, f, b), T, C in tt._arrays(s, x[0]):
-                for val in ((path_forward(du[a], xb[f], T, C) if a in du else None),
-                            (path_forward(u[a], dx[f], T, C) if a in u else None)):
-                    if val is not None:
-                        nxt[b] = nxt[b] + val if b in nxt else val
-            dL[s + 1] = nxt
-        dR = {tt.order: {}}
-        for s in range(tt.order - 1, downto - 1, -1):
-            nxt, w, dw = {}, lift(R[s + 1]), dR[s + 1]
-            for (a, f, b), T, C in tt._arrays(s, x[0]):
-                for val in ((path_backward(dw[b], xb[f], T, C) if b in dw else None),
-                            (path_backward(w[b], dx[f], T, C) if b in w else None)):
-                    if val is not None:
-                        nxt[a] = nxt[a] + val if a in nxt else val
-            dR[s] = nxt
-        return dL, dR
-
-    def _design_tangent(self, k, sites, x, dx, L, R):
-        """``d Phi / dt`` of core ``k`` (or of the supercore ``k, k+1``) for input tangents ``dx``
-        (blocks ``(n, T, 2l+1, C)``), by the product rule over the environments and the input slots."""
-        tt = self.tt
-        xb = [b[:, None] for b in x]
-        lift = lambda env: {a: v[:, None] for a, v in env.items()}
-        dL, dR = self._env_tangents(x, dx, L, R, k, k + sites)
-        u, du, w, dw = lift(L[k]), dL[k], lift(R[k + sites]), dR[k + sites]
-        if sites == 1:
-            out = tt.site_design(k, u, dx, w)
-            if du:
-                out = out + tt.site_design(k, du, xb, w)
-            if dw:
-                out = out + tt.site_design(k, u, xb, dw)
-            return out
-        out = tt.two_site_design(k, u, dx, xb, w) + tt.two_site_design(k, u, xb, dx, w)
-        if du:
-            out = out + tt.two_site_design(k, du, xb, xb, w)
-        if dw:
-            out = out + tt.two_site_design(k, u, xb, xb, dw)
-        return out
+    def feature_linear_map(self, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
+        """Gauss–Newton rows of the radial/species weights (:func:`etnpot.linearization.feature_linear_map`)."""
+        return linearization.feature_linear_map(self, atoms_list, forces, stress, memory_mb)
 
     # ------------------------------------------------------------ the radial/species parameters
     def feature_parameter_vector(self) -> np.ndarray:
@@ -524,129 +406,6 @@ class ETNPotential:
             raise ValueError(f"expected {nB + b.species_weights.size} feature parameters, got shape {v.shape}")
         b.radial_weights = v[:nB].reshape(b.radial_weights.shape).copy()
         b.species_weights = v[nB:].reshape(b.species_weights.shape).copy()
-
-    def feature_linear_map(self, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
-        r"""Jacobian rows of energies, forces and stresses with respect to
-        :meth:`feature_parameter_vector` (radial weights ``B``, species weights ``A``) at the
-        current parameters: the Gauss–Newton linearization (the energy is a polynomial of degree
-        ``order`` in them, not linear).
-
-        With the pair radial table ``W_ab[l,c,n] = sum_k B[l,c,n,k] A[l,k,a,b] / s_lc`` and
-        ``g_i = dE_i/dF_i`` (one reverse sweep), ``dE/dW_ab[l,c,n] = sum_{pairs e=(i,j), z_i=a, z_j=b}
-        sum_m g_i[l,m,c] Y_lm(e) Q_n(r_e)``; force and stress rows differentiate this along every
-        pair-vector tangent, which needs the tangent of ``g_i`` (forward tangents of all left and
-        right environments) and of ``Y Q``.  ``energy_offset`` is the current energy.
-        """
-        g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
-        b = self.basis
-        blocks, cache = b.compute(g)
-        tt = self.tt
-        S, Lp, C, N = b.n_species, b.l_max + 1, b.n_channels, b.radial.n_basis
-        PW = S * S * Lp * C * N
-        # chain rule W -> (B, A): dW[ab,l,c,n] / dB[l,c,n,k] = A[l,k,a,b]/s, dW/dA[l,k,a,b] = B[l,c,n,k]/s
-        sc = 1.0 / b.scale  # (L, C)
-        eL, eC, eN, eS = np.eye(Lp), np.eye(C), np.eye(N), np.eye(S)
-        dW_dB = np.einsum("lkab,lc,lL,cD,nM->ablcnLDMk", b.species_weights, sc, eL, eC, eN)
-        dW_dA = np.einsum("lcnk,lc,lL,aA,bB->ablcnLkAB", b.radial_weights, sc, eL, eS, eS)
-        chain = np.concatenate([dW_dB.reshape(PW, -1), dW_dA.reshape(PW, -1)], axis=1)  # (PW, P_feat)
-        Pf = chain.shape[1]
-        Q, dQ = b.radial(cache.r)
-        ptype = g.species[g.i] * S + g.species[g.j]
-        E_rows = np.zeros((g.n_configs, Pf))
-        F_rows = np.zeros((g.n_atoms, 3, Pf)) if forces else None
-        S_rows = np.zeros((g.n_configs, 6, Pf)) if stress else None
-        energy = np.zeros(g.n_configs)
-        first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))
-        nnb = np.diff(first)
-        maxnb = int(nnb.max()) if g.n_atoms and nnb.size else 0
-        per_atom = max(1, 3 * maxnb) * (PW + sum(2 * l + 1 for l in range(Lp)) * (C + S)) * 8 * 6
-        chunk = max(1, int(memory_mb * 2**20 // per_atom))
-        for s0, s1 in self._chunks(g.n_atoms, min(chunk, self.chunk_size)):
-            x = [bl[s0:s1] for bl in blocks]
-            L = tt.left_environments(x)
-            R = tt.right_environments(x, downto=0)
-            energy += np.bincount(g.atom_config[s0:s1], L[-1][tt.bonds[-1][0][0]][:, 0, 0] if tt.bonds[-1][0][0] in L[-1]
-                                  else np.zeros(s1 - s0), minlength=g.n_configs)
-            grad = [np.zeros_like(xl) for xl in x]
-            for s in range(tt.order):
-                for f, gf in tt.site_input_grad(s, L[s], R[s + 1], x[0]).items():
-                    grad[f] = grad[f] + gf
-            p0, p1 = first[s0], first[s1]
-            if p1 == p0:
-                continue
-            Ec = p1 - p0
-            pe = slice(p0, p1)
-            ie = g.i[pe] - s0
-            # energy: per pair G_e[l,c] = sum_m g_i[l,m,c] Y_lm(e); row += G_e (x) Q_e in the pair's W block
-            Ge = np.concatenate([np.einsum("emc,em->ec", grad[l][ie][:, :, :C], cache.Y[pe, l * l:(l + 1) ** 2])[:, None]
-                                 for l in range(Lp)], axis=1)  # (Ec, L, C)
-            contrib = np.zeros((Ec, S * S, Lp, C, N))
-            contrib[np.arange(Ec), ptype[pe]] = Ge[:, :, :, None] * Q[pe][:, None, None, :]
-            Mc = sp.csr_matrix((np.ones(Ec), (g.pair_config[pe], np.arange(Ec))), shape=(g.n_configs, Ec))
-            E_rows += (Mc @ contrib.reshape(Ec, PW)) @ chain
-            if not (forces or stress):
-                continue
-            nb = int(nnb[s0:s1].max())
-            slot = np.arange(p0, p1) - first[g.i[pe]]
-            dx = []
-            for l in range(Lp):
-                Gt = b.pair_tangents(cache, l, pairs=pe)
-                t = np.zeros((s1 - s0, nb, 3) + Gt.shape[2:])
-                t[ie, slot] = Gt
-                dx.append(t.reshape((s1 - s0, nb * 3) + Gt.shape[2:]))
-            dL, dR = self._env_tangents(x, dx, L, R, tt.order - 1, 1)
-            lift = lambda env: {a: v[:, None] for a, v in env.items()}
-            dg = [np.zeros((s1 - s0, 3 * nb) + xl.shape[1:]) for xl in x]
-            for s in range(tt.order):
-                for src in ((dL[s], lift(R[s + 1])), (lift(L[s]), dR[s + 1])):
-                    if src[0] and src[1]:
-                        for f, gf in tt.site_input_grad(s, src[0], src[1], x[0]).items():
-                            dg[f] = dg[f] + gf
-            # term 1: sum_{e in i} sum_m dg_i[t,l,m,c] Y_lm(e) Q_n(e) in block (z_i, z_j(e))
-            rows = np.zeros((s1 - s0, 3 * nb, S * S, Lp, C, N))
-            for l in range(Lp):
-                Yl = cache.Y[pe, l * l:(l + 1) ** 2]  # (Ec, 2l+1)
-                # Phi_i^{(type)}[l, m, n] = sum_{e in i, type} Y_lm Q_n
-                Phi = np.zeros((s1 - s0, S * S, 2 * l + 1, N))
-                np.add.at(Phi, (ie, ptype[pe]), Yl[:, :, None] * Q[pe][:, None, :])
-                rows[:, :, :, l] += np.einsum("itmc,ipmn->itpcn", dg[l][..., :C], Phi)
-            # term 2: the pair's own Y Q moves: g_i[l,m,c] d(Y_lm Q_n)/dr_e[a] in its (e, a) tangent slot
-            own = np.zeros((Ec, 3, Lp, C, N))
-            for l in range(Lp):
-                sl = slice(l * l, (l + 1) ** 2)
-                gi = grad[l][ie][:, :, :C]  # (Ec, m, C)
-                dYQ = (cache.rhat[pe][:, :, None, None] * cache.Y[pe, sl][:, None, :, None] * dQ[pe][:, None, None, :]
-                       + cache.dY[pe][:, :, sl][:, :, :, None] * Q[pe][:, None, None, :])  # (Ec, 3, m, N)
-                own[:, :, l] = np.einsum("emc,eamn->eacn", gi, dYQ)
-            rows_r = rows.reshape(s1 - s0, nb, 3, S * S, Lp, C, N)
-            rows_r[ie, slot, :, ptype[pe]] += own
-            dpe = rows_r[ie, slot].reshape(Ec, 3, PW) @ chain  # (Ec, 3, Pf): dJ_i/d r_e
-            _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows)
-        if stress:
-            S_rows /= g.volumes[:, None, None]
-        offset = energy + np.bincount(g.atom_config, self.e0[g.species], minlength=g.n_configs)
-        return LinearMap(g, E_rows, offset, F_rows, S_rows)
-
-
-def _scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows):
-    """Add per-pair derivative rows ``dpe[e, a, :] = d(rows)/d(r_e)_a`` of pairs ``p0:p1`` to force
-    rows (``F_i += dpe``, ``F_j -= dpe`` since ``r_ij = r_j - r_i``) and to virial/stress rows
-    (``W[c, a, b] += dpe[e, a] r_e[b]`` for the pairs of configuration ``c``, symmetrized, Voigt;
-    divided by the volume by the caller).  Either target may be ``None``."""
-    Ec = p1 - p0
-    P = dpe.shape[-1]
-    flat = dpe.reshape(Ec, 3 * P)
-    if F_rows is not None:
-        M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
-                           (np.concatenate([g.i[p0:p1], g.j[p0:p1]]), np.tile(np.arange(Ec), 2))), shape=(g.n_atoms, Ec))
-        F_rows += (M @ flat).reshape(g.n_atoms, 3, P)
-    if S_rows is not None:
-        W = np.empty((g.n_configs, 3, 3, P))  # one sparse product per Cartesian b
-        for b in range(3):
-            Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], np.arange(Ec))), shape=(g.n_configs, Ec))
-            W[:, :, b, :] = (Mb @ flat).reshape(g.n_configs, 3, P)
-        S_rows += np.stack([0.5 * (W[:, a, b] + W[:, b, a]) for a, b in VOIGT], axis=1)
-
 
 def _jsonable_rank(rank):
     if isinstance(rank, (int, np.integer)):

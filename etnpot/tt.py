@@ -224,7 +224,7 @@ class EquivariantTT:
             pos += n
 
     def __getstate__(self):  # device copies are not shipped (e.g. to Dask workers)
-        return {k: v for k, v in self.__dict__.items() if k != "_device_cache"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_device_cache", "_dense_cache")}
 
     def copy(self) -> "EquivariantTT":
         return EquivariantTT(self.inputs, self.bonds, self.cores)
@@ -396,6 +396,149 @@ class EquivariantTT:
             d = left[p1] @ right[p2]  # (..., R*C1, C2*S)
             cols.append(d.reshape(d.shape[:-2] + (-1,)))
         return do("concatenate", cols, axis=-1)
+
+    # ------------------------------------------------------------ tangents (forward mode)
+    def env_tangents(self, x, dx, L, R, upto, downto):
+        """Tangents of the environments for input tangents ``dx`` (blocks ``(n, T, 2l+1, C)``, one
+        batch axis ``T`` of tangent directions): ``dL[s]`` for ``s = 0..upto`` and ``dR[s]`` for
+        ``s = order..downto`` (dicts irrep -> block, empty where zero), by the product rule
+        through the cores.  Block-sparse reference; :meth:`core_rows` is the fast path of one core."""
+        xb = [b[:, None] for b in x]
+        lift = lambda env: {a: v[:, None] for a, v in env.items()}
+        dL = {0: {}}
+        for s in range(upto):
+            nxt, u, du = {}, lift(L[s]), dL[s]
+            for (a, f, b), T, C in self._arrays(s, x[0]):
+                for val in ((path_forward(du[a], xb[f], T, C) if a in du else None),
+                            (path_forward(u[a], dx[f], T, C) if a in u else None)):
+                    if val is not None:
+                        _add(nxt, b, val)
+            dL[s + 1] = nxt
+        dR = {self.order: {}}
+        for s in range(self.order - 1, downto - 1, -1):
+            nxt, w, dw = {}, lift(R[s + 1]), dR[s + 1]
+            for (a, f, b), T, C in self._arrays(s, x[0]):
+                for val in ((path_backward(dw[b], xb[f], T, C) if b in dw else None),
+                            (path_backward(w[b], dx[f], T, C) if b in w else None)):
+                    if val is not None:
+                        _add(nxt, a, val)
+            dR[s] = nxt
+        return dL, dR
+
+    def design_tangent(self, k, sites, x, dx, L, R):
+        """``d Phi / dt`` of core ``k`` (or of the supercore ``k, k+1``) for input tangents ``dx``
+        (blocks ``(n, T, 2l+1, C)``), by the product rule over the environments and the input
+        slots: ``(n, T, P)``.  Block-sparse reference (and the two-site path)."""
+        xb = [b[:, None] for b in x]
+        lift = lambda env: {a: v[:, None] for a, v in env.items()}
+        dL, dR = self.env_tangents(x, dx, L, R, k, k + sites)
+        u, du, w, dw = lift(L[k]), dL[k], lift(R[k + sites]), dR[k + sites]
+        if sites == 1:
+            out = self.site_design(k, u, dx, w)
+            if du:
+                out = out + self.site_design(k, du, xb, w)
+            if dw:
+                out = out + self.site_design(k, u, xb, dw)
+            return out
+        out = self.two_site_design(k, u, dx, xb, w) + self.two_site_design(k, u, xb, dx, w)
+        if du:
+            out = out + self.two_site_design(k, du, xb, xb, w)
+        if dw:
+            out = out + self.two_site_design(k, u, xb, xb, dw)
+        return out
+
+    def _dense(self, s, like):
+        """Full core ``s`` on the array library of ``like`` in the four matrix shapes that the
+        dense transfer products use: ``(Df, Dl*Dr)``, ``(Dl, Df*Dr)``, ``(Dr, Df*Dl)`` and
+        ``(Df, Dr*Dl)`` (contiguous, so that every product is one BLAS call per batch entry).
+        Cached until a block of the core is replaced (keyed by the block objects)."""
+        backend, dtype = infer_backend(like), get_dtype_name(like)
+        cache = self.__dict__.setdefault("_dense_cache", {})
+        blocks = tuple(self.cores[s].values())
+        hit = cache.get((s, backend, dtype))
+        if hit is None or len(hit[0]) != len(blocks) or any(a is not b for a, b in zip(hit[0], blocks)):
+            G = self.full_core(s)
+            Dl, Df, Dr = G.shape
+            forms = (G.transpose(1, 0, 2).reshape(Df, Dl * Dr), G.reshape(Dl, Df * Dr),
+                     G.transpose(2, 1, 0).reshape(Dr, Df * Dl), G.transpose(1, 2, 0).reshape(Df, Dr * Dl))
+            if backend != "numpy" or dtype != "float64":
+                forms = tuple(do("asarray", np.array(f, dtype=dtype), like=backend) for f in forms)
+            hit = (blocks, (Dl, Df, Dr), forms)
+            cache[(s, backend, dtype)] = hit
+        return hit[1], hit[2]
+
+    def _split_flat(self, k, flat):
+        """Blocks ``{irrep: (..., 2l+1, R)}`` of bond ``k`` from its flat vector ``(..., dim)``."""
+        out, pos = {}, 0
+        for ir, m in self.bonds[k]:
+            n = ir.dim * m
+            out[ir] = flat[..., pos : pos + n].reshape(tuple(flat.shape[:-1]) + (ir.dim, m))
+            pos += n
+        return out
+
+    def core_rows(self, k, x, dx):
+        r"""Design ``Phi^{(k)}`` of core ``k`` ``(n, P_k)`` and its tangents ``(n, T, P_k)`` for
+        inputs ``x`` (blocks ``(n, 2l+1, C)``) and input tangents ``dx`` (blocks ``(n, T, 2l+1, C)``).
+
+        The fast path of :meth:`design_tangent` (one site), the same numbers.  The environments
+        and their tangents run through the *dense* cores ``G_s`` (``(D_l, D_f, D_r)``, see
+        :meth:`full_core`): per batch entry the transfer matrix ``E_s = sum_j x_j G_s[:, j, :]``
+        and the input transfer ``F_s = sum_a L_s[a] G_s[a, :, :]`` give
+
+        .. math::
+
+            L_{s+1} = L_s E_s, \qquad dL_{s+1} = dL_s E_s + dx\, F_s,
+
+        (and the mirror image for ``R``), so every tangent step is two matrix products per batch
+        entry with the ``T`` tangents as rows.  The design of core ``k`` is block-sparse: per
+        path ``p = (a, f, b)`` each of the three product-rule terms (``dL``, ``dx`` or ``dR`` in
+        its slot) is one product per batch entry with the tangents folded into the rows.
+        """
+        n = x[0].shape[0]
+        T = dx[0].shape[1]
+        xflat = do("concatenate", [b.reshape(n, -1) for b in x], axis=1)
+        dxflat = do("concatenate", [b.reshape(n, T, -1) for b in dx], axis=2)
+        Lf, dLf = _ones_like(x[0], (n,))[:, 0], None  # (n, 1)
+        for s in range(k):
+            (Dl, Df, Dr), (Gx, GL, _, _) = self._dense(s, x[0])
+            F = (Lf @ GL).reshape(n, Df, Dr)
+            nd = dxflat @ F
+            dLf = nd if dLf is None else dLf @ (xflat @ Gx).reshape(n, Dl, Dr) + nd
+            Lf = (xflat[:, None, :] @ F)[:, 0]
+        Rf, dRf = _ones_like(x[0], (n,))[:, 0], None
+        for s in range(self.order - 1, k, -1):
+            (Dl, Df, Dr), (_, _, GR, GxT) = self._dense(s, x[0])
+            H = (Rf @ GR).reshape(n, Df, Dl)
+            nd = dxflat @ H
+            dRf = nd if dRf is None else dRf @ (xflat @ GxT).reshape(n, Dr, Dl) + nd
+            Rf = (xflat[:, None, :] @ H)[:, 0]
+        u, w = self._split_flat(k, Lf), self._split_flat(k + 1, Rf)
+        du = self._split_flat(k, dLf) if dLf is not None else {}
+        dw = self._split_flat(k + 1, dRf) if dRf is not None else {}
+        phi = self.site_design(k, u, x, w)
+        tr = lambda a, perm: do("transpose", a, perm)
+        cols = []
+        for p, Tb, C in self._arrays(k, x[0]):
+            a, f, b = p
+            R, Cf, S = Tb.shape
+            ma, mf, mb = C.shape
+            if a not in u or b not in w:  # an irrep that no path reaches: no entry of the value
+                cols.append(_zeros((n, T, R * Cf * S), x[0]))
+                continue
+            # the input slot: out[t, r, c, s] = sum_mf dx[t, mf, c] Q[mf, r, s], Q = sum C L w
+            Q = (_swap(u[a]) @ C.reshape(ma, mf * mb)).reshape(n, R * mf, mb) @ w[b]  # (n, R mf, S)
+            Q = tr(Q.reshape(n, R, mf, S), (0, 2, 1, 3)).reshape(n, mf, R * S)
+            out = _swap(dx[f]).reshape(n, T * Cf, mf) @ Q  # (n, T Cf, R S)
+            out = tr(out.reshape(n, T, Cf, R, S), (0, 1, 3, 2, 4))
+            if a in du:  # the left environment's slot: sum_ma dL[t, ma, r] N[ma, c, s], N = sum C x w
+                N = path_right_partial(x[f], w[b], C).reshape(n, ma, Cf * S)
+                out = out + (_swap(du[a]).reshape(n, T * R, ma) @ N).reshape(n, T, R, Cf, S)
+            if b in dw:  # the right environment's slot: sum_mb M[r, c, mb] dR[t, mb, s], M = sum C L x
+                M = _swap(path_left_partial(u[a], x[f], C)).reshape(n, R * Cf, mb)
+                dR_ = tr(dw[b], (0, 2, 1, 3)).reshape(n, mb, T * S)
+                out = out + tr((M @ dR_).reshape(n, R, Cf, T, S), (0, 3, 1, 2, 4))
+            cols.append(out.reshape(n, T, R * Cf * S))
+        return phi, do("concatenate", cols, axis=-1)
 
     def split_merged(self, k: int, vec, direction: str = "right", max_rank=None, cutoff: float = 0.0) -> dict:
         """Split a supercore vector back into cores ``k, k+1`` by a truncated SVD per middle irrep.

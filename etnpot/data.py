@@ -15,6 +15,9 @@ Readers
   ``[xx, yy, zz, xy, xz, yz]`` for Mo, Cu and Ni (checked on the sheared Elastic cells; see
   the data README).  :func:`read_mlearn_json` maps them per element; the order can be forced
   with ``shear_order``.  ASE stress = ``-virial_stress / 1602.1766208`` (1 eV/Å^3 = 1602.1766208 kbar).
+  Other sets in this pymatgen-style format store ``outputs.stress`` instead (VASP's kbar stress,
+  compressive positive, six numbers in VASP's order ``xx, yy, zz, xy, yz, zx`` or a 3x3 matrix):
+  read when there is no ``virial_stress`` (:func:`vasp_stress`).
 * InP JSON (FitSNAP format, Cusentino et al. 2020): one configuration per file, a ``# Header``
   line then ``{"Dataset": {"Data": [...]}}`` with ``Stress`` as a 3x3 matrix in kbar (VASP
   sign).  A directory of such files, or the ``.tar.xz`` archive of them, is read in place
@@ -36,7 +39,7 @@ import numpy as np
 from ase import Atoms
 
 __all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0", "composition_system",
-           "split_train_validation", "DataError", "KBAR_PER_EV_A3"]
+           "split_train_validation", "vasp_stress", "DataError", "KBAR_PER_EV_A3"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,21 @@ def _open_text(path):
     return open(path, "r")
 
 
+def vasp_stress(value, where="stress") -> np.ndarray:
+    """ASE stress (eV/Å^3, positive under tension, Voigt ``xx, yy, zz, yz, xz, xy``) from a VASP
+    stress in kbar (positive under compression): a 3x3 matrix, or six numbers in VASP's order
+    ``xx, yy, zz, xy, yz, zx``.  ``where`` names the value in errors."""
+    v = np.asarray(value, dtype=float)
+    if v.shape == (3, 3):
+        s = np.array([v[a, b] for a, b in VOIGT])
+    elif v.shape == (6,):
+        s = v[[0, 1, 2, 4, 5, 3]]
+    else:
+        raise DataError(f"{where}: stress has shape {v.shape}, expected a 3x3 matrix or six numbers "
+                        "(VASP order xx yy zz xy yz zx, kbar)")
+    return -s / KBAR_PER_EV_A3
+
+
 def _mlearn_shear(element: str, shear_order):
     if shear_order is not None:
         order = shear_order
@@ -165,6 +183,7 @@ def read_mlearn_json(path, shear_order=None, config_type_key="group") -> list[Co
             energy = outp.get("energy")
             forces = outp.get("forces")
             vs = outp.get("virial_stress")
+            vasp = outp.get("stress") if vs is None else None
         except (KeyError, TypeError, IndexError) as e:
             raise DataError(f"{where}: missing key {e} in mlearn record") from e
         try:
@@ -185,6 +204,8 @@ def read_mlearn_json(path, shear_order=None, config_type_key="group") -> list[Co
             for pos_in_file, comp in zip((3, 4, 5), perm):
                 s[3 + comp] = v[pos_in_file]
             stress = -s / KBAR_PER_EV_A3
+        elif vasp is not None:
+            stress = vasp_stress(vasp, f"{where}: outputs.stress")
         c = Configuration(atoms, energy, forces, stress, 1.0, str(rec.get(config_type_key, "default")), where,
                           {"description": rec.get("description", "")})
         out.append(c.validate())
@@ -209,7 +230,7 @@ def _parse_fitsnap(text: str, where: str, config_type: str) -> Configuration:
     except (KeyError, ValueError) as e:
         raise DataError(f"{where}: bad structure: {e}") from e
     if stress is not None:
-        stress = -np.asarray(stress, dtype=float) / KBAR_PER_EV_A3
+        stress = vasp_stress(stress, f"{where}: Stress")
     return Configuration(atoms, energy, forces, stress, 1.0, config_type, where).validate()
 
 

@@ -107,3 +107,27 @@ def test_fit_e0_least_squares():
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
         read_dataset("/nonexistent/x.json")
+
+
+def test_pymatgen_json_with_vasp_stress(tmp_path):
+    """Pymatgen-style records with ``outputs.stress`` (VASP kbar, compressive positive; six numbers in
+    VASP order xx yy zz xy yz zx, or 3x3) instead of mlearn's virial_stress are read with ASE's sign
+    and Voigt order; virial_stress wins where both are given."""
+    six = mlearn_record("Al")
+    del six["outputs"]["virial_stress"]
+    six["outputs"]["stress"] = [1, 2, 3, 4, 5, 6]  # xx yy zz xy yz zx
+    full = mlearn_record("Al")
+    del full["outputs"]["virial_stress"]
+    full["outputs"]["stress"] = [[1, 4, 6], [4, 2, 5], [6, 5, 3]]
+    both = mlearn_record("Si")
+    both["outputs"]["stress"] = [9, 9, 9, 9, 9, 9]
+    bad = mlearn_record("Al")
+    del bad["outputs"]["virial_stress"]
+    bad["outputs"]["stress"] = [1, 2, 3]
+    a, b, c = read_dataset(write_json(tmp_path / "p.json", [six, full, both]))
+    expect = -np.array([1, 2, 3, 5, 6, 4], float) / KBAR_PER_EV_A3  # ASE: xx yy zz yz xz xy
+    np.testing.assert_allclose(a.stress, expect)
+    np.testing.assert_allclose(b.stress, expect)
+    np.testing.assert_allclose(c.stress, -np.array([1, 2, 3, 5, 6, 4], float) / KBAR_PER_EV_A3)  # Si virial_stress
+    with pytest.raises(DataError, match=r"bad\.json\[0\]: outputs\.stress: stress has shape \(3,\)"):
+        read_dataset(write_json(tmp_path / "bad.json", [bad]))

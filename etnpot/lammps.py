@@ -67,6 +67,7 @@ of that step, and :attr:`ETNFixExternal.error` holds the original exception.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import warnings
 
@@ -194,7 +195,8 @@ class ETNFixExternal:
 
     Attributes: ``n_calls``, ``n_rebuilds`` (own pair-list builds), ``max_grade`` (largest
     extrapolation grade seen, all ranks), ``error`` (the exception that stopped a run, if any),
-    ``timings`` (seconds: ``model`` evaluation, ``total`` callback time).
+    ``timings`` (seconds: ``model`` evaluation, ``total`` callback time), ``recent`` (start
+    time, model seconds, callback seconds of the last 1000 calls).
     """
 
     def __init__(self, lmp, potential, species, fix_id, skin, extrapolation, grade_threshold):
@@ -214,6 +216,8 @@ class ETNFixExternal:
         self.max_grade = 0.0
         self.error = None
         self.timings = {"model": 0.0, "total": 0.0}
+        # (start, model seconds, callback seconds) of the last 1000 calls: per-step medians
+        self.recent = collections.deque(maxlen=1000)
         self._tags = None  # tags of owned+ghost atoms at the last pair-list build
         self._x_ref = None
         self._pairs = None
@@ -254,6 +258,7 @@ class ETNFixExternal:
         step, nlocal = int(ntimestep), int(nlocal)
         # the local part may fail on one rank only: agree on failure before any other collective
         err, state = 0.0, None
+        self._model_seconds = 0.0
         try:
             state = self._local(step, nlocal)
         except Exception as e:  # cannot propagate through LAMMPS's C callback: halt the run
@@ -270,7 +275,9 @@ class ETNFixExternal:
             self._reduce_and_set(step, nlocal, f, *state)
         self._set_error_flag(err)
         self.n_calls += 1
-        self.timings["total"] += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.timings["total"] += t1 - t0
+        self.recent.append((t0, self._model_seconds, t1 - t0))
 
     def _local(self, step, nlocal):
         """This rank's part: pair list, model evaluation, per-tag sums (no communication)."""
@@ -302,7 +309,8 @@ class ETNFixExternal:
         want_grades = self.extrapolation != "off" and self.potential.active_set is not None
         t0 = time.perf_counter()
         energies, gp, grades, close = evaluate_sites(self.potential, species, i, j, D, nlocal, want_grades)
-        self.timings["model"] += time.perf_counter() - t0
+        self._model_seconds = time.perf_counter() - t0
+        self.timings["model"] += self._model_seconds
         pv = _pair_virials(D, gp)
         return tags, i, j, gp, pv, energies, grades, close
 

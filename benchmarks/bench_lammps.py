@@ -1,0 +1,154 @@
+"""ms per MD step of an ETN model in LAMMPS (fix external, 1 and 2 MPI ranks) against ASE and
+against the model's own evaluation, at 4,000 and 32,000 atoms.
+
+    python benchmarks/bench_lammps.py [--model fitting/zuo2020/Cu_d3_r3.etn] [--sizes 10 20] [--steps 5]
+
+The cells are fcc Cu (a = 3.62 Å, ``n x n x n`` cubic cells: 4 n^3 atoms; n = 10 and 20 give
+4,000 and 32,000 atoms), rattled by 0.05 Å, velocities at 300 K, NVE with a 1 fs step.
+Measured, each in a fresh process:
+
+* ``lammps_1`` / ``lammps_2``: ``etnpot.lammps.attach`` under ``mpiexec -n 1`` / ``-n 2``;
+  ms per step is the median interval between successive callbacks over ``--steps`` steps
+  (after ``run 0``), i.e. the whole MD step; ``model`` and ``callback`` are the medians of
+  the time in the model evaluation and in the whole callback (rank 0);
+* ``ase``: ``ase.md.verlet.VelocityVerlet`` with ``ETNCalculator`` (median of per-step times);
+* ``compute``: ``ETNPotential.compute`` (energy, forces, stress) on the same cell, median of
+  ``--steps``: the model's own evaluation time, neighbour search included.
+
+Adapter overhead = lammps_1 step / compute - 1.  Speed-up = lammps_1 / lammps_2.  The machine's
+load average is recorded with every measurement (other jobs share the cores).
+Results go to ``benchmarks/results/lammps.json``.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cell(n, seed=0):
+    from ase import units
+    from ase.build import bulk
+
+    a = bulk("Cu", "fcc", a=3.62, cubic=True).repeat(n)
+    a.rattle(0.05, seed=seed)
+    kT = 300 * units.kB
+    a.set_velocities(np.random.default_rng(seed).normal(size=(len(a), 3)) * np.sqrt(kT / a.get_masses())[:, None])
+    return a
+
+
+def worker(args):
+    """One LAMMPS run (every rank runs this under mpiexec)."""
+    from etnpot.lammps import attach, create_atoms, import_lammps
+
+    lammps = import_lammps()
+    from mpi4py import MPI
+
+    import etnpot
+
+    pot = etnpot.load(args.model)
+    atoms = cell(args.n)
+    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    lmp.commands_string("units metal\natom_style atomic\nboundary p p p")
+    create_atoms(lmp, atoms, pot.species)
+    v = atoms.get_velocities() * 1000 * __import__("ase").units.fs  # Å/ps
+    nlocal = lmp.extract_setting("nlocal")
+    lmp.numpy.extract_atom("v")[:nlocal] = v[lmp.numpy.extract_atom("id")[:nlocal] - 1]
+    lmp.commands_string("fix etn all external pf/callback 1 1\ntimestep 0.001\nfix nve all nve\nthermo 1000")
+    cb = attach(lmp, pot, pot.species, extrapolation="off")
+    lmp.command("run 0")
+    cb.recent.clear()
+    t0 = time.perf_counter()
+    lmp.command(f"run {args.steps} pre no post no")
+    wall = time.perf_counter() - t0
+    rec = list(cb.recent)
+    starts = [r[0] for r in rec]
+    out = {"ranks": MPI.COMM_WORLD.Get_size(), "atoms": len(atoms), "steps": args.steps,
+           "ms_per_step": 1000 * statistics.median(np.diff(starts)) if len(starts) > 1 else float("nan"),
+           "ms_per_step_mean": 1000 * wall / args.steps,
+           "model_ms": 1000 * statistics.median(r[1] for r in rec),
+           "callback_ms": 1000 * statistics.median(r[2] for r in rec),
+           "rebuilds": cb.n_rebuilds, "calls": cb.n_calls, "nlocal_rank0": int(lmp.extract_setting("nlocal"))}
+    lmp.close()
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        with open(args.out, "w") as fh:
+            json.dump(out, fh)
+
+
+def ase_and_compute(model, n, steps):
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    import etnpot
+
+    pot = etnpot.load(model)
+    atoms = cell(n)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        pot.compute(atoms, forces=True, stress=True)
+        times.append(time.perf_counter() - t0)
+    compute_ms = 1000 * statistics.median(times)
+    atoms.calc = etnpot.ETNCalculator(pot, extrapolation="off")
+    dyn = VelocityVerlet(atoms, 1.0 * units.fs)
+    dyn.run(0)
+    step_times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        dyn.run(1)
+        step_times.append(time.perf_counter() - t0)
+    return compute_ms, 1000 * statistics.median(step_times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(HERE, "..", "fitting", "zuo2020", "Cu_d3_r3.etn"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 20], help="cubic fcc cells per edge")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "lammps.json"))
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args)
+    bindir = os.path.dirname(sys.executable)
+    mpiexec = os.path.join(bindir, "mpiexec") if os.path.exists(os.path.join(bindir, "mpiexec")) else "mpiexec"
+    results = []
+    for n in args.sizes:
+        row = {"atoms": 4 * n ** 3}
+        for ranks in (1, 2):
+            tmp = f"{args.out}.worker{ranks}.json"
+            load0 = os.getloadavg()[0]
+            cmd = [mpiexec, "-n", str(ranks), sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n),
+                   "--steps", str(args.steps), "--model", args.model, "--out", tmp]
+            subprocess.run(cmd, check=True)
+            with open(tmp) as fh:
+                row[f"lammps_{ranks}"] = json.load(fh)
+            os.remove(tmp)
+            row[f"lammps_{ranks}"]["loadavg_before"] = load0
+        load0 = os.getloadavg()[0]
+        row["compute_ms"], row["ase_ms"] = ase_and_compute(args.model, n, args.steps)
+        row["loadavg_before_ase"] = load0
+        l1, l2 = row["lammps_1"]["ms_per_step"], row["lammps_2"]["ms_per_step"]
+        row["adapter_overhead"] = l1 / row["compute_ms"] - 1
+        row["speedup_2_ranks"] = l1 / l2
+        results.append(row)
+        print(f"{row['atoms']:>6} atoms: LAMMPS 1 rank {l1:8.0f} ms/step (model {row['lammps_1']['model_ms']:.0f}, "
+              f"callback {row['lammps_1']['callback_ms']:.0f}), 2 ranks {l2:8.0f} ms/step (x{row['speedup_2_ranks']:.2f}), "
+              f"ASE {row['ase_ms']:8.0f} ms/step, ETNPotential.compute {row['compute_ms']:8.0f} ms "
+              f"(adapter {100 * row['adapter_overhead']:+.0f} %); load {os.getloadavg()[0]:.1f}", flush=True)
+    meta = {"model": os.path.relpath(args.model, os.path.join(HERE, "..")), "steps": args.steps,
+            "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "results": results}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(meta, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

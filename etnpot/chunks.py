@@ -16,7 +16,7 @@ import numpy as np
 
 from .lstsq import LeastSquares
 
-__all__ = ["MemoryChunk", "FileChunk", "make_memory_chunks", "least_squares", "data_loss", "e0_system",
+__all__ = ["MemoryChunk", "FileChunk", "read_cached", "make_memory_chunks", "least_squares", "data_loss", "e0_system",
            "feature_moments", "error_sums", "n_configs", "merge", "weighted_rows"]
 
 
@@ -45,7 +45,7 @@ class FileChunk:
         self._cache = {}
 
     def configurations(self):
-        allc = _read_cached(self.path, tuple(sorted(self.reader.items())))
+        allc = read_cached(self.path, tuple(sorted(self.reader.items())))
         return [allc[i] for i in self.indices]
 
     def __getstate__(self):
@@ -56,23 +56,19 @@ class FileChunk:
 
 
 @functools.lru_cache(maxsize=8)
-def _read_cached(path, reader_items):
+def read_cached(path, reader_items):
+    """All configurations of the data file ``path``, read once per process (``reader_items``: the
+    reader's keyword arguments as a sorted tuple of pairs, hashable)."""
     from .data import read_dataset
 
     return read_dataset(path, **dict(reader_items))
 
 
 def make_memory_chunks(configs, chunk_atoms: int):
-    chunks, cur, n = [], [], 0
-    for c in configs:
-        cur.append(c)
-        n += len(c.atoms)
-        if n >= chunk_atoms:
-            chunks.append(MemoryChunk(cur))
-            cur, n = [], 0
-    if cur:
-        chunks.append(MemoryChunk(cur))
-    return chunks
+    """:class:`MemoryChunk` s of about ``chunk_atoms`` atoms (:func:`etnpot.data.batches_by_atoms`)."""
+    from .data import batches_by_atoms
+
+    return [MemoryChunk(batch) for batch in batches_by_atoms(configs, chunk_atoms)]
 
 
 # ------------------------------------------------------------------ prepared data

@@ -39,7 +39,7 @@ import numpy as np
 from ase import Atoms
 
 __all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0", "composition_system",
-           "split_train_validation", "vasp_stress", "DataError", "KBAR_PER_EV_A3"]
+           "split_train_validation", "validation_indices", "batches_by_atoms", "vasp_stress", "DataError", "KBAR_PER_EV_A3"]
 
 log = logging.getLogger(__name__)
 
@@ -402,12 +402,34 @@ def fit_e0(configs, species) -> np.ndarray:
     return e0_from_system(composition_system(configs, list(species)))
 
 
-def split_train_validation(configs, fraction=0.1, seed=0):
-    """Random split (deterministic per seed): returns ``(train, validation)``."""
-    n = len(configs)
+def validation_indices(n: int, fraction: float, seed: int = 0) -> set:
+    """Which of ``n`` configurations (numbered in reading order) are held out for validation: a
+    seeded random ``fraction`` of them (at least one; none if ``n < 2`` or ``fraction <= 0``).
+    The one definition of the split, for the local fit (:func:`split_train_validation`) and the
+    distributed one (:func:`etnpot.distributed.file_chunks`), so that both fit the same data."""
     if n < 2 or fraction <= 0:
-        return list(configs), []
+        return set()
     nv = max(1, int(round(fraction * n)))
-    perm = np.random.default_rng(seed).permutation(n)
-    val = set(perm[:nv].tolist())
+    return set(np.random.default_rng(seed).permutation(n)[:nv].tolist())
+
+
+def split_train_validation(configs, fraction=0.1, seed=0):
+    """Random split (deterministic per seed, :func:`validation_indices`): returns ``(train, validation)``."""
+    configs = list(configs)
+    val = validation_indices(len(configs), fraction, seed)
     return [c for i, c in enumerate(configs) if i not in val], [c for i, c in enumerate(configs) if i in val]
+
+
+def batches_by_atoms(items, chunk_atoms: int, n_atoms=len):
+    """Consecutive groups (lists) of ``items``, each closed as soon as it holds ``chunk_atoms``
+    atoms or more (``n_atoms(item)`` atoms per item; the last group may hold fewer).  The one
+    batching of configurations by size: fit chunks, grades, predictions, distributed chunks."""
+    batch, n = [], 0
+    for item in items:
+        batch.append(item)
+        n += n_atoms(item)
+        if n >= chunk_atoms:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch

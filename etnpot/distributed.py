@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from . import chunks as C
+from .data import batches_by_atoms, validation_indices
 
 __all__ = ["map_reduce", "file_chunks", "count_configurations", "start_client"]
 
@@ -43,7 +42,7 @@ def map_reduce(client, fn, chunks, args=(), reduce=True):
 
 def count_configurations(path, reader=None):
     """Atoms per configuration of a data file (run on a worker: the client never reads the data)."""
-    return [len(c.atoms) for c in C._read_cached(str(path), tuple(sorted((reader or {}).items())))]
+    return [len(c.atoms) for c in C.read_cached(str(path), tuple(sorted((reader or {}).items())))]
 
 
 def file_chunks(client, paths, chunk_atoms=3000, reader=None, validation_fraction=0.0, seed=0):
@@ -51,31 +50,18 @@ def file_chunks(client, paths, chunk_atoms=3000, reader=None, validation_fractio
     ``chunk_atoms``; with ``validation_fraction`` a seeded random share of the configurations goes
     to a second list: returns ``(train_chunks, validation_chunks)``."""
     counts = client.gather([client.submit(count_configurations, p, reader, pure=False) for p in paths])
-    index = [(pi, i) for pi, c in enumerate(counts) for i in range(len(c))]
-    n = len(index)
-    val = set()
-    if validation_fraction > 0 and n > 1:
-        nv = max(1, int(round(validation_fraction * n)))
-        val = set(np.random.default_rng(seed).permutation(n)[:nv].tolist())
+    index = [(pi, i) for pi, c in enumerate(counts) for i in range(len(c))]  # reading order, as the local fit
+    val = validation_indices(len(index), validation_fraction, seed)
 
-    def group(selected):
+    def group(validation: bool):
         out = []
         for pi, path in enumerate(paths):
-            cur, atoms = [], 0
-            for g, (pj, i) in enumerate(index):
-                if pj != pi or g not in selected:
-                    continue
-                cur.append(i)
-                atoms += counts[pi][i]
-                if atoms >= chunk_atoms:
-                    out.append(C.FileChunk(path, cur, reader))
-                    cur, atoms = [], 0
-            if cur:
-                out.append(C.FileChunk(path, cur, reader))
+            ids = [i for g, (pj, i) in enumerate(index) if pj == pi and (g in val) == validation]
+            out += [C.FileChunk(path, batch, reader)
+                    for batch in batches_by_atoms(ids, chunk_atoms, lambda i, pi=pi: counts[pi][i])]
         return out
 
-    allidx = set(range(n))
-    return group(allidx - val), group(val)
+    return group(False), group(True)
 
 
 def start_client(scheduler: str, n_workers: int = 2):

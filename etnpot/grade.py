@@ -143,16 +143,11 @@ def descriptors(potential, atoms_list, core=None) -> np.ndarray:
 
 
 def _atom_batches(potential, configs, chunk_atoms, core):
-    batch, n = [], 0
-    atoms_of = lambda c: c.atoms if hasattr(c, "atoms") else c
-    for c in configs:
-        batch.append(atoms_of(c))
-        n += len(batch[-1])
-        if n >= chunk_atoms:
-            yield descriptors(potential, batch, core)
-            batch, n = [], 0
-    if batch:
-        yield descriptors(potential, batch, core)
+    """Descriptors of ``configs`` (Configurations or ``ase.Atoms``), batch by batch of ``chunk_atoms``."""
+    from .data import batches_by_atoms
+
+    for batch in batches_by_atoms(configs, chunk_atoms):
+        yield descriptors(potential, [c.atoms if hasattr(c, "atoms") else c for c in batch], core)
 
 
 def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: float = 1e-3,

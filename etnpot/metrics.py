@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import batches_by_atoms
+
 __all__ = ["predict", "error_table", "error_sums", "merge_error_sums", "table_from_sums", "format_error_table"]
 
 EV_A3_TO_GPA = 160.21766208
@@ -19,29 +21,15 @@ def predict(potential, configs, chunk_atoms: int = 4000):
     Returns a list of dicts ``{"energy", "forces", "stress"}`` (stress ``None`` if not periodic).
     """
     out = []
-    batch, n = [], 0
-    atoms_of = lambda c: c.atoms if hasattr(c, "atoms") else c
-
-    def flush():
-        if not batch:
-            return
-        res = potential.compute([atoms_of(c) for c in batch], forces=True, stress=True)
+    for batch in batches_by_atoms(configs, chunk_atoms):
+        atoms = [c.atoms if hasattr(c, "atoms") else c for c in batch]
+        res = potential.compute(atoms, forces=True, stress=True)
         pos = 0
-        for k, c in enumerate(batch):
-            na = len(atoms_of(c))
+        for k, a in enumerate(atoms):
             st = res["stress"][k]
-            out.append({"energy": float(res["energy"][k]), "forces": res["forces"][pos : pos + na],
+            out.append({"energy": float(res["energy"][k]), "forces": res["forces"][pos : pos + len(a)],
                         "stress": None if np.isnan(st).any() else st})
-            pos += na
-        batch.clear()
-
-    for c in configs:
-        batch.append(c)
-        n += len(atoms_of(c))
-        if n >= chunk_atoms:
-            flush()
-            n = 0
-    flush()
+            pos += len(a)
     return out
 
 

@@ -131,3 +131,13 @@ def test_pymatgen_json_with_vasp_stress(tmp_path):
     np.testing.assert_allclose(c.stress, -np.array([1, 2, 3, 5, 6, 4], float) / KBAR_PER_EV_A3)  # Si virial_stress
     with pytest.raises(DataError, match=r"bad\.json\[0\]: outputs\.stress: stress has shape \(3,\)"):
         read_dataset(write_json(tmp_path / "bad.json", [bad]))
+
+
+def test_batches_by_atoms_and_validation_indices():
+    from etnpot.data import batches_by_atoms, validation_indices
+
+    assert list(batches_by_atoms([3, 3, 3, 10, 1], 5, n_atoms=lambda n: n)) == [[3, 3], [3, 10], [1]]
+    assert list(batches_by_atoms([], 5)) == []
+    assert validation_indices(1, 0.5) == set() and validation_indices(10, 0.0) == set()
+    v = validation_indices(20, 0.25, seed=3)
+    assert len(v) == 5 and v == validation_indices(20, 0.25, seed=3) and v != validation_indices(20, 0.25, seed=4)

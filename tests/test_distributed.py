@@ -113,6 +113,24 @@ def test_file_chunks_split_validation(client, data_file):
     assert len(idx_v) == 6 and len(idx_t) == 18 and not set(idx_t) & set(idx_v)
 
 
+def test_file_chunks_hold_the_local_split_and_chunks(client, data_file):
+    """One split (data.validation_indices) and one batching (data.batches_by_atoms): the distributed
+    chunks hold the same configurations, in the same groups, as the local split and memory chunks
+    of the same file. Local and distributed fits are identical only while this holds."""
+    from etnpot.chunks import make_memory_chunks
+    from etnpot.data import split_train_validation
+
+    tr, va = D.file_chunks(client, [data_file], chunk_atoms=20, reader=READER, validation_fraction=0.3, seed=4)
+    local = read_dataset(data_file, **READER)
+    for i, c in enumerate(local):
+        c.info["index"] = i
+    ltr, lva = split_train_validation(local, 0.3, seed=4)
+    assert len(lva) == 7 and len(make_memory_chunks(ltr, 20)) > 2
+    for chunks, configs in ((tr, ltr), (va, lva)):
+        assert [list(ch.indices) for ch in chunks] == [[c.info["index"] for c in m.configurations()]
+                                                       for m in make_memory_chunks(configs, 20)]
+
+
 def test_cli_fit_with_distributed_section(tmp_path, data_file):
     """`etnpot fit` with a [distributed] section (a LocalCluster started by the workflow) gives the
     same model as without it."""

@@ -4,8 +4,9 @@ A :class:`Graph` concatenates the atoms of several configurations (atom ``k`` of
 configuration ``c`` gets a global index) and lists every directed pair ``(i, j)`` with
 ``|r_ij| < r_cut`` where ``r_ij = r_j + S·cell - r_i`` (``j`` may be a periodic image, also of
 ``i`` itself when the cell is smaller than the cutoff).  Pairs are sorted by ``i``.  The
-neighbour search is vesin's (a cell-list code measured ~30x faster than
-``ase.neighborlist.neighbor_list`` on 4,000 Cu atoms, with the same pairs); it handles
+neighbour search is vesin's (a cell-list code measured 15x faster than
+``ase.neighborlist.neighbor_list`` on 4,000 Cu atoms, with the same pairs:
+``benchmarks/bench_deps.py``); it handles
 periodic, mixed and open boundaries and cutoffs larger than the cell.
 """
 from __future__ import annotations

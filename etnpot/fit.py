@@ -46,6 +46,7 @@ import numpy as np
 from . import chunks as C
 from .data import Configuration, e0_from_system
 from .io import load, save
+from .memory import keep_freed_memory
 
 __all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
 
@@ -108,6 +109,7 @@ class ALSFitter:
 
     def __init__(self, potential, train, validation=None, weights=None, settings=None, e0="fit",
                  normalize=True, checkpoint=None, progress=True, client=None):
+        keep_freed_memory()  # the same large temporaries every chunk: reuse them (etnpot.memory)
         self.pot = potential
         self.weights = weights or Weights()
         self.settings = settings or FitSettings()

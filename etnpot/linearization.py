@@ -9,7 +9,10 @@ the energy is a polynomial.  Only the fit uses them.
 Force rows come from forward-mode tangents: for atom ``i`` every pair ``(i, j)`` and direction
 ``a`` defines the tangent ``dF_i = dF_i/d(r_ij)_a``, carried through the environments of the
 tensor train by the product rule (an extra batch axis of ``T = 3 x neighbours`` tangents,
-:meth:`etnpot.tt.EquivariantTT.core_rows`).  With ``r_ij = r_j - r_i``, a pair's derivative row
+:meth:`etnpot.tt.EquivariantTT.core_rows`).  Where the flat input has fewer entries ``D`` than
+there are tangents, the Jacobian ``J = d Phi / dx`` (``D`` identity tangents) is formed first and
+the rows of all tangents follow from one matrix product per atom, ``d Phi = dx J``: the cost is
+whichever of ``D`` and ``T`` is smaller (counted per chunk).  With ``r_ij = r_j - r_i``, a pair's derivative row
 ``d Phi_i / d r_ij`` enters the force rows as ``F_i += d Phi_i/d r_ij`` and ``F_j -= d Phi_i/d r_ij``
 (``F = -dE/dr``), and the virial rows as ``W_ab += (d Phi_i/d r_ij)_a (r_ij)_b``
 (:func:`scatter_pair_rows`); stress rows are the symmetrized virial over the volume, in eV/Å^3,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from autoray import do
 
 from .neighbors import Graph
 
@@ -85,6 +89,17 @@ def _tangent_blocks(basis, cache, layout_chunk, n):
     return out
 
 
+def _identity_blocks(tt, n, like):
+    """The identity as input tangents: blocks ``(n, D, 2l+1, C)`` with ``D`` the flat input size."""
+    D = sum(ir.dim * c for ir, c in tt.inputs)
+    eye, out, pos = np.eye(D), [], 0
+    for ir, c in tt.inputs:
+        blk = eye[:, pos : pos + ir.dim * c].reshape(D, ir.dim, c)
+        out.append(do("asarray", np.ascontiguousarray(np.broadcast_to(blk, (n,) + blk.shape)), like=like))
+        pos += ir.dim * c
+    return out
+
+
 def core_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
     """Rows of the linear map from core ``k`` (``tt.core_vector(k)``) to energies, forces, stresses.
 
@@ -115,15 +130,25 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb):
     offset = np.bincount(g.atom_config, pot.e0[g.species], minlength=g.n_configs)
     lay = _PairLayout(g)
     want_rows = forces or stress
-    per_atom = (max(1, 3 * lay.max_nb) if want_rows else 1) * P * 8 * 4
-    for s0, s1 in atom_chunks(g.n_atoms, per_atom, memory_mb, pot.chunk_size):
+    n_inputs = sum(ir.dim * c for ir, c in tt.inputs)
+    # the largest array of a chunk is (atoms, tangents or inputs, P): at most a quarter of the
+    # budget, and at most 24 MB, so that it is reused from the heap (etnpot.memory), not mapped anew
+    per_atom = (max(1, 3 * lay.max_nb, n_inputs) if want_rows else 1) * P * 8
+    for s0, s1 in atom_chunks(g.n_atoms, per_atom, min(memory_mb / 4, 24.0), pot.chunk_size):
         n = s1 - s0
         x = [pot._dev(b[s0:s1]) for b in blocks]
         ch = lay.chunk(g, s0, s1)
         pairs = want_rows and ch[1] > ch[0]
         if pairs:
             dx = [pot._dev(t) for t in _tangent_blocks(pot.basis, cache, ch, n)]
-            if sites == 1:
+            T = dx[0].shape[1]
+            if sites == 1 and n_inputs < T:
+                # fewer inputs than tangents: the Jacobian J = dPhi/dx (the identity as tangents),
+                # then every tangent's row in one product per atom, dPhi = dx J
+                phi, J = tt.core_rows(k, x, _identity_blocks(tt, n, x[0]))
+                dxflat = do("concatenate", [t.reshape(n, T, -1) for t in dx], axis=2)
+                dphi = dxflat @ J
+            elif sites == 1:
                 phi, dphi = tt.core_rows(k, x, dx)
             else:
                 L = tt.left_environments(x, upto=k)
@@ -140,8 +165,8 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb):
         E_rows += sp.csr_matrix((np.ones(n), (cfg, np.arange(n))), shape=(g.n_configs, n)) @ phi
         if pairs:
             p0, p1, nb, pi, slot = ch
-            dpe = dphi.reshape(n, nb, 3, P)[pi, slot]  # (Ec, 3, P): dPhi_i/d r_ij
-            scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows)
+            # dphi[i, 3 slot + a] = dPhi_i/d(r_ij)_a; padding slots are never addressed
+            scatter_pair_rows(g, p0, p1, dphi.reshape(n * nb, 3, P), F_rows, S_rows, rows=pi * nb + slot)
     if stress:
         S_rows /= g.volumes[:, None, None]
     return LinearMap(g, E_rows, offset, F_rows, S_rows)
@@ -242,21 +267,23 @@ def feature_linear_map(pot, atoms_list, forces=True, stress=True, memory_mb: flo
     return LinearMap(g, E_rows, offset, F_rows, S_rows)
 
 
-def scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows):
+def scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows, rows=None):
     """Add per-pair derivative rows ``dpe[e, a, :] = d(rows)/d(r_e)_a`` of pairs ``p0:p1`` to force
     rows (``F_i += dpe``, ``F_j -= dpe`` since ``r_ij = r_j - r_i``) and to virial/stress rows
     (``W[c, a, b] += dpe[e, a] r_e[b]`` for the pairs of configuration ``c``, symmetrized, Voigt;
-    divided by the volume by the caller).  Either target may be ``None``."""
+    divided by the volume by the caller).  Either target may be ``None``.  ``rows``: where pair
+    ``p0 + e`` sits in ``dpe`` (default ``e``), so that a padded per-atom layout needs no gather."""
     Ec = p1 - p0
     P = dpe.shape[-1]
-    flat = dpe.reshape(Ec, 3 * P)
+    flat = dpe.reshape(dpe.shape[0], 3 * P)
+    cols = np.arange(Ec) if rows is None else np.asarray(rows)
     if F_rows is not None:
         M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
-                           (np.concatenate([g.i[p0:p1], g.j[p0:p1]]), np.tile(np.arange(Ec), 2))), shape=(g.n_atoms, Ec))
+                           (np.concatenate([g.i[p0:p1], g.j[p0:p1]]), np.tile(cols, 2))), shape=(g.n_atoms, flat.shape[0]))
         F_rows += (M @ flat).reshape(g.n_atoms, 3, P)
     if S_rows is not None:
         W = np.empty((g.n_configs, 3, 3, P))  # one sparse product per Cartesian b
         for b in range(3):
-            Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], np.arange(Ec))), shape=(g.n_configs, Ec))
+            Mb = sp.csr_matrix((g.vectors[p0:p1, b], (g.pair_config[p0:p1], cols)), shape=(g.n_configs, flat.shape[0]))
             W[:, :, b, :] = (Mb @ flat).reshape(g.n_configs, 3, P)
         S_rows += np.stack([0.5 * (W[:, a, b] + W[:, b, a]) for a, b in VOIGT], axis=1)

@@ -234,18 +234,19 @@ class ETNFixExternal:
         return out
 
     def _set_peratom(self, energies, virials):
-        """Per-atom energies and virials of the owned atoms, through the C library with pointers
-        into numpy buffers (the Python wrappers copy element by element: ~0.1 s per step at
-        32,000 atoms).  LAMMPS copies them only on steps that tally per-atom values."""
+        """Per-atom energies and (if not ``None``) virials of the owned atoms, through the C library
+        with pointers into numpy buffers (the Python wrappers copy element by element: ~0.1 s per
+        step at 32,000 atoms).  LAMMPS copies them only on steps that tally per-atom values."""
         import ctypes
 
         lib, handle, fid = self.lmp.lib, self.lmp.lmp, self.fix_id.encode()
         dp = ctypes.POINTER(ctypes.c_double)
         e = np.ascontiguousarray(energies, dtype=np.float64)
-        v = np.ascontiguousarray(virials, dtype=np.float64).reshape(-1, 6)
-        rows = (v.ctypes.data + 48 * np.arange(len(v), dtype=np.uintp)).astype(np.uintp)
         lib.lammps_fix_external_set_energy_peratom(handle, fid, e.ctypes.data_as(dp))
-        lib.lammps_fix_external_set_virial_peratom(handle, fid, rows.ctypes.data_as(ctypes.POINTER(dp)))
+        if virials is not None:
+            v = np.ascontiguousarray(virials, dtype=np.float64).reshape(-1, 6)
+            rows = (v.ctypes.data + 48 * np.arange(len(v), dtype=np.uintp)).astype(np.uintp)
+            lib.lammps_fix_external_set_virial_peratom(handle, fid, rows.ctypes.data_as(ctypes.POINTER(dp)))
 
     def _set_error_flag(self, flag):
         self.lmp.fix_external_set_vector(self.fix_id, 1, float(flag))
@@ -311,21 +312,28 @@ class ETNFixExternal:
         energies, gp, grades, close = evaluate_sites(self.potential, species, i, j, D, nlocal, want_grades)
         self._model_seconds = time.perf_counter() - t0
         self.timings["model"] += self._model_seconds
-        pv = _pair_virials(D, gp)
-        return tags, i, j, gp, pv, energies, grades, close
+        # LAMMPS marks the steps on which a compute needs per-atom virials (compute stress/atom):
+        # update->vflag_atom holds that step; the same on every rank
+        peratom_virial = self.lmp.extract_global("vflag_atom") == step
+        pv = _pair_virials(D, gp) if peratom_virial else None
+        M = D.T @ gp  # sum_pairs r_a g_b
+        virial = -0.5 * np.array([M[a, b] + M[b, a] for a, b in LAMMPS_VOIGT])
+        return tags, i, j, gp, pv, virial, energies, grades, close
 
-    def _reduce_and_set(self, step, nlocal, f, tags, i, j, gp, pv, energies, grades, close):
-        """Forces and per-atom virials of owned and ghost atoms summed by tag over all copies and
-        ranks (columns ``fx fy fz | W_xx W_yy W_zz W_xy W_xz W_yz``), totals, and the fix's values."""
+    def _reduce_and_set(self, step, nlocal, f, tags, i, j, gp, pv, virial, energies, grades, close):
+        """Forces (and, on steps that need them, per-atom virials) of owned and ghost atoms summed
+        by tag over all copies and ranks (columns ``fx fy fz [| W_xx W_yy W_zz W_xy W_xz W_yz]``),
+        totals, and the fix's values."""
         lmp = self.lmp
         ntag = int(self._allreduce(np.array([tags.max() if len(tags) else 0]), "max")[0]) + 1
-        acc = np.zeros((ntag, 9))
+        acc = np.zeros((ntag, 3 if pv is None else 9))
         ti, tj = tags[i], tags[j]
         for a in range(3):
             acc[:, a] = np.bincount(ti, gp[:, a], minlength=ntag) - np.bincount(tj, gp[:, a], minlength=ntag)
-        for c in range(6):
-            acc[:, 3 + c] = 0.5 * (np.bincount(ti, pv[:, c], minlength=ntag) + np.bincount(tj, pv[:, c], minlength=ntag))
-        totals = np.array([energies.sum(), *pv.sum(axis=0), float(close)])
+        if pv is not None:
+            for c in range(6):
+                acc[:, 3 + c] = 0.5 * (np.bincount(ti, pv[:, c], minlength=ntag) + np.bincount(tj, pv[:, c], minlength=ntag))
+        totals = np.array([energies.sum(), *virial, float(close)])
         if self.comm is not None:
             acc = self._allreduce(acc)
             totals = self._allreduce(totals)
@@ -333,7 +341,7 @@ class ETNFixExternal:
         f[:, :] = mine[:, :3]
         lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
         lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:7]])
-        self._set_peratom(energies, mine[:, 3:])
+        self._set_peratom(energies, mine[:, 3:] if pv is not None else None)
         if totals[7] and not self._warned_close:
             self._warned_close = True
             log.warning("step %d: %d atom pair(s) closer than the model's inner distance r_min = %g Å: the "

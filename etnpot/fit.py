@@ -1,24 +1,13 @@
-r"""Fitting an ETN potential: alternating least squares (one-site) and two-site DMRG sweeps.
+r"""Fitting an ETN potential: sweeps of alternating least squares (one-site) and two-site DMRG.
 
-The objective (per training configuration ``c`` with ``N_c`` atoms and weight ``w_c``)
-
-.. math::
-
-    \mathcal L = \frac{1}{n_{\rm conf}} \sum_c w_c \Big[ w_E \Big(\frac{E_c - E^{\rm ref}_c}{N_c}\Big)^2
-        + w_F \sum_{i\alpha} (F_{ci\alpha} - F^{\rm ref}_{ci\alpha})^2
-        + w_S \sum_{v=1}^{6} (\sigma_{cv} - \sigma^{\rm ref}_{cv})^2 \Big]
-        + \gamma\, \|W\|_F^2
-
-(energies in eV, forces eV/Å, stress eV/Å^3; ``w_E, w_F, w_S`` may differ per config type)
-where ``W`` is the full coefficient tensor of the tensor train.  With all cores but ``k`` fixed
-the model is linear in core ``k`` (:meth:`~etnpot.ETNPotential.core_linear_map`) and in the
-per-species energies ``E0``, so the local problem is a weighted ridge regression, solved
-exactly from normal equations assembled by streaming over chunks of configurations (memory
-bounded by the parameters, not the data).  In the mixed-canonical gauge around core ``k``
-(cores to its left left-orthogonal, to its right right-orthogonal, kept by QR moves of the
-orthogonality centre) ``||W||^2 = sum_p (2 l_b + 1) ||T_p||^2``, so the ridge on the centre
-core *is* the ridge on the full tensor, and every exact local solve can only lower
-``\mathcal L``.  ``E0`` is an unregularized extra column in every local solve.
+The fitter owns the schedule: sweeps that move the orthogonality centre along the tensor train
+(QR moves per irrep, :mod:`etnpot.tt`), the exact local solves on the way, optional
+Levenberg–Marquardt steps on all cores and on the radial/species weights after each sweep, the
+history, early stopping on the validation loss (the restore of the best sweep), and atomic
+checkpoints with an exact resume.  The objective, its data and the assembly of the local
+problems live in :mod:`etnpot.objective`; the steps in :mod:`etnpot.steps`; the rows of the
+linearized model in :mod:`etnpot.linearization`; the streamed QR least squares (TSQR, never
+normal equations) in :mod:`etnpot.lstsq`.
 
 A **two-site step** merges cores ``k, k+1`` into a supercore, solves for it the same way and
 splits it by an SVD per middle irrep (:meth:`~etnpot.tt.EquivariantTT.split_merged`): ranks
@@ -27,11 +16,10 @@ then adapt per irrep under ``max_rank`` and a discarded-weight ``cutoff``.  It c
 adaptation on small models; ``max_supercore`` guards the size.
 
 The radial/species parameters (``B``, ``A`` of :mod:`etnpot.features`) enter the energy
-polynomially (degree ``order``), not linearly.  They start at the raw-Chebyshev channels (which
-FEASIBILITY.md found to beat unsupervised mixing) and, with ``radial_steps > 0``, are refined
-between sweeps by Levenberg–Marquardt steps on exact Gauss–Newton rows
-(:meth:`~etnpot.ETNPotential.feature_linear_map`), accepted only when the objective decreases:
-a supervised, nonlinear step where the model is nonlinear, linear solves where it is linear.
+polynomially (degree ``order``), not linearly.  They start at the raw-Chebyshev channels and,
+with ``radial_steps > 0``, are refined between sweeps by Levenberg–Marquardt steps, accepted
+only when the objective decreases: a supervised, nonlinear step where the model is nonlinear,
+linear solves where it is linear.
 """
 from __future__ import annotations
 
@@ -39,35 +27,20 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import chunks as C
-from .data import Configuration, e0_from_system
+from . import steps
+from .data import e0_from_system
 from .io import load, save
 from .memory import keep_freed_memory
+from .objective import Objective, Weights
 
-__all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]
+__all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]  # Weights lives in etnpot.objective
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Weights:
-    """Loss weights: energy per (eV/atom)^-2, forces per (eV/Å)^-2 and stress per (eV/Å^3)^-2
-    (per component).  ``config_types`` overrides them per config type, e.g.
-    ``{"Surface": {"energy": 10.0}}``."""
-
-    energy: float = 1000.0
-    forces: float = 1.0
-    stress: float = 100.0
-    config_types: dict = field(default_factory=dict)
-
-    def for_type(self, ctype: str):
-        d = {"energy": self.energy, "forces": self.forces, "stress": self.stress}
-        d.update(self.config_types.get(ctype, {}))
-        return d["energy"], d["forces"], d["stress"]
 
 
 @dataclass
@@ -116,22 +89,10 @@ class ALSFitter:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
         self.client = client
-        self._chunks = self._as_chunks(train)
-        self._valid_chunks = self._as_chunks(validation or [])
-        if not self._chunks:
-            raise ValueError("the training set is empty")
-        counts = self._map(C.n_configs, self._chunks, reduce=False)
-        self.n_conf = int(sum(counts))
-        if self.n_conf == 0:
-            raise ValueError("the training set is empty")
-        for name, chunks in (("training", self._chunks), ("validation", self._valid_chunks)):
-            offset = 0
-            for ch, bad in zip(chunks, self._map(C.unknown_species, chunks, self.pot.species, reduce=False)):
-                if bad:
-                    i, src, syms = bad[0]
-                    raise ValueError(f"{name} configuration {offset + i}" + (f" ({src})" if src else "") +
-                                     f": species {syms} not in the model's species {self.pot.species}")
-                offset += C.n_configs(ch)
+        self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,
+                              self.settings.chunk_atoms, self.settings.memory_mb, client)
+        self._chunks, self._valid_chunks, self.n_conf = self.loss.train, self.loss.validation, self.loss.n_conf
+        self._map = self.loss.map
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
             self.pot.e0 = e0_from_system(self._map(C.e0_system, self._chunks, self.pot.species))
@@ -147,176 +108,42 @@ class ALSFitter:
         self._radial_mu = 1e-3
         self._centre, self._centre_solved = 0, False
 
-    # ------------------------------------------------------------ data (map-reduce over chunks)
-    def _as_chunks(self, data):
-        data = list(data)
-        if data and all(isinstance(d, (C.MemoryChunk, C.FileChunk)) for d in data):
-            return data
-        if any(not isinstance(d, Configuration) for d in data):
-            raise TypeError("training/validation data must be Configuration objects or chunks (etnpot.chunks)")
-        return C.make_memory_chunks(data, self.settings.chunk_atoms)
-
-    def _map(self, fn, chunks, *args, reduce=True):
-        """Apply ``fn(chunk, *args)`` to every chunk and merge the results (``reduce``) or list them:
-        inline, or on the Dask workers of ``client`` (:mod:`etnpot.distributed`)."""
-        if not chunks:
-            return None if reduce else []
-        if self.client is not None:
-            from .distributed import map_reduce
-
-            return map_reduce(self.client, fn, chunks, args, reduce=reduce)
-        if not reduce:
-            return [fn(c, *args) for c in chunks]
-        return C.tree_reduce((fn(c, *args) for c in chunks), C.merge)  # streamed
-
+    # ------------------------------------------------------------ the objective and the steps
     def errors(self, data) -> dict | None:
-        """Error table (:func:`etnpot.metrics.error_table` layout) of the current model on ``data``
-        (configurations or chunks), computed chunk by chunk (on the workers, with a client)."""
-        from .metrics import table_from_sums
-
-        chunks = data if (data and isinstance(data[0], (C.MemoryChunk, C.FileChunk))) else self._as_chunks(data or [])
-        if not chunks:
-            return None
-        return table_from_sums(self._map(C.error_sums, chunks, self.pot))
-
-    # ------------------------------------------------------------ local problems
-    def _want_stress(self):
-        return self.weights.stress > 0 or any("stress" in v for v in self.weights.config_types.values())
-
-    def _least_squares(self, what, k=0):
-        return self._map(C.least_squares, self._chunks, self.pot, self.weights, what, k, self.fit_e0,
-                         self._want_stress(), self.settings.memory_mb)
-
-    def assemble(self, k: int, sites: int = 1):
-        """The local problem of core ``k`` (or supercore ``k, k+1``) as a streamed
-        :class:`~etnpot.lstsq.LeastSquares` (unknowns ``[core, dE0]``; ``loss/n_conf`` is the
-        data part of the objective)."""
-        return self._least_squares("core" if sites == 1 else "supercore", k)
-
-    def assemble_all(self):
-        """Gauss–Newton problem for all cores at once (columns ``[core 0, ..., core d-1, dE0]``,
-        targets the current residuals).  Because the energy is multilinear in the cores, the
-        Jacobian is the row-wise concatenation of the per-core linear maps."""
-        return self._least_squares("cores")
-
-    def radial_step(self, max_tries: int = 8) -> dict:
-        """One Levenberg–Marquardt step on the radial and species weights of the features (and
-        E0), the part of the model that is not linear: the energy is a polynomial of degree
-        ``order`` in them.  Gauss–Newton rows from :meth:`~etnpot.ETNPotential.feature_linear_map`;
-        accepted only if the objective decreases."""
-        t0 = time.perf_counter()
-        pot = self.pot
-        ls = self._least_squares("features")
-        before = self.objective()
-        v0, e00 = pot.feature_parameter_vector(), pot.e0.copy()
-        nv = len(v0)
-        cn = np.linalg.norm(ls.R, axis=0)
-        D = np.where(cn > 0, cn, 1.0)
-        mu = self._radial_mu
-        info = {"kind": "radial", "params": nv, "loss_before": before, "loss": before, "accepted": False}
-        for _ in range(max_tries):
-            delta = np.linalg.lstsq(np.vstack([ls.R, np.diag(np.sqrt(mu) * D)]),
-                                    np.concatenate([ls.z, np.zeros(ls.n)]), rcond=None)[0]
-            pot.set_feature_parameter_vector(v0 + delta[:nv])
-            if ls.n > nv:
-                pot.e0 = e00 + delta[nv:]
-            after = self.objective()
-            if after < before:
-                info.update(loss=after, accepted=True, mu=mu)
-                self._radial_mu = max(mu / 3.0, 1e-12)
-                break
-            pot.set_feature_parameter_vector(v0)
-            pot.e0 = e00.copy()
-            mu *= 4.0
-        else:
-            self._radial_mu = mu
-        info["seconds"] = time.perf_counter() - t0
-        log.debug("radial step: objective %.6g -> %.6g (mu %.2e)", before, info["loss"], mu)
-        return info
+        """Error table of the current model on ``data`` (:meth:`etnpot.objective.Objective.errors`)."""
+        return self.loss.errors(data)
 
     def data_loss(self) -> float:
         """The data part of the objective at the current model (per training configuration)."""
-        return self._map(C.data_loss, self._chunks, self.pot, self.weights, self._want_stress()) / self.n_conf
+        return self.loss.data_loss()
 
     def objective(self) -> float:
         """Data loss plus ``ridge * ||W||^2`` (the full tensor's norm, gauge independent)."""
-        reg = self.settings.ridge * self.pot.tt.norm_squared() if self.settings.ridge else 0.0
-        return self.data_loss() + reg
+        return self.loss()
 
-    def lm_step(self, max_tries: int = 8) -> dict:
-        """One Levenberg–Marquardt step on all cores (and E0) jointly; accepted only if the
-        objective decreases.  The TT is brought back to right-canonical form afterwards."""
-        t0 = time.perf_counter()
-        tt = self.pot.tt
-        sizes = [tt.core_size(k) for k in range(tt.order)]
-        ls = self.assemble_all()
-        before = self.objective()
-        theta = np.concatenate([tt.core_vector(k) for k in range(tt.order)])
-        ridge = self.settings.ridge * self.n_conf
-        nS = ls.n - len(theta)
-        # damped Gauss-Newton: min ||J d - r||^2 + ridge ||theta + d||^2 + mu ||D d||^2, with D the
-        # column norms of J (Marquardt scaling); the ridge here is on the cores' reduced norms
-        cn = np.linalg.norm(ls.R, axis=0)
-        D = np.where(cn > 0, cn, 1.0)
-        mu = self._lm_mu
-        saved = (tt.copy(), self.pot.e0.copy())
-        info = {"kind": "lm", "loss_before": before, "loss": before, "accepted": False}
-        for _ in range(max_tries):
-            rows = [ls.R, np.diag(np.sqrt(mu) * D)]
-            rhs = [ls.z, np.zeros(ls.n)]
-            if ridge > 0:
-                rows.append(np.hstack([np.sqrt(ridge) * np.eye(len(theta)), np.zeros((len(theta), nS))]))
-                rhs.append(-np.sqrt(ridge) * theta)
-            delta = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)[0]
-            pos = 0
-            for k, n in enumerate(sizes):
-                tt.set_core_vector(k, theta[pos : pos + n] + delta[pos : pos + n])
-                pos += n
-            if nS:
-                self.pot.e0 = saved[1] + delta[pos:]
-            after = self.objective()
-            if after < before:
-                info.update(loss=after, accepted=True, mu=mu)
-                self._lm_mu = max(mu / 3.0, 1e-12)
-                break
-            self.pot.tt, self.pot.e0 = saved[0].copy(), saved[1].copy()
-            tt = self.pot.tt
-            mu *= 4.0
-        else:
-            self._lm_mu = mu
-        self._right_canonical()
-        info["seconds"] = time.perf_counter() - t0
-        log.debug("LM step: objective %.6g -> %.6g (mu %.2e)", before, info["loss"], mu)
-        return info
+    def assemble(self, k: int, sites: int = 1):
+        """The local problem of core ``k`` (or supercore ``k, k+1``) as a streamed
+        :class:`~etnpot.lstsq.LeastSquares` (unknowns ``[core, dE0]``)."""
+        return self.loss.assemble("core" if sites == 1 else "supercore", k, self.fit_e0)
+
+    def assemble_all(self):
+        """Gauss–Newton problem for all cores at once (columns ``[core 0, ..., core d-1, dE0]``)."""
+        return self.loss.assemble("cores", 0, self.fit_e0)
 
     def micro_step(self, k: int, sites: int = 1, direction: str = "right", max_rank=None) -> dict:
-        """Solve the local problem of core ``k`` (or supercore ``k, k+1``) exactly and write it back.
+        """Solve the local problem of core ``k`` (or supercore ``k, k+1``) exactly (:func:`etnpot.steps.local_solve`)."""
+        return steps.local_solve(self.pot, self.loss, k, sites, direction, max_rank, self.settings.cutoff, self.fit_e0)
 
-        The orthogonality centre must be at ``k`` (or on ``k, k+1``).
-        """
-        t0 = time.perf_counter()
-        tt = self.pot.tt
-        ls = self.assemble(k, sites)
-        P = tt.core_size(k) if sites == 1 else tt.merged_size(k)
-        wcore = tt.core_weights(k) if sites == 1 else tt.merged_weights(k)
-        S = ls.n - P
-        # ridge per configuration: the data part is summed over configurations
-        reg = np.concatenate([self.settings.ridge * self.n_conf * wcore, np.zeros(S)])
-        x0 = np.concatenate([tt.core_vector(k) if sites == 1 else tt.merged_vector(k), np.zeros(S)])
-        loss = lambda x: (ls.loss(x) + float(np.sum(reg * x * x))) / self.n_conf
-        before = loss(x0)
-        x, cond = ls.solve(reg, x0=x0)
-        after = loss(x)
-        info = {"core": k, "sites": sites, "params": P, "loss_before": before, "loss": after, "cond": cond}
-        if S:
-            self.pot.e0 = self.pot.e0 + x[P:]
-        if sites == 1:
-            tt.set_core_vector(k, x[:P])
-        else:
-            info.update(tt.split_merged(k, x[:P], direction=direction, max_rank=max_rank, cutoff=self.settings.cutoff))
-            info["bond"] = str(tt.bonds[k + 1])
-        info["seconds"] = time.perf_counter() - t0
-        log.debug("core %s: loss %.6g -> %.6g (cond %.2e, %d params, %.1f s)", k, before, after, cond, P, info["seconds"])
+    def lm_step(self, max_tries: int = 8) -> dict:
+        """One Levenberg–Marquardt step on all cores (:func:`etnpot.steps.lm_step`); the tensor
+        train is brought back to right-canonical form afterwards."""
+        info, self._lm_mu = steps.lm_step(self.pot, self.loss, self._lm_mu, self.fit_e0, max_tries)
+        self._right_canonical()
+        return info
+
+    def radial_step(self, max_tries: int = 8) -> dict:
+        """One Levenberg–Marquardt step on the radial/species weights (:func:`etnpot.steps.radial_step`)."""
+        info, self._radial_mu = steps.radial_step(self.pot, self.loss, self._radial_mu, self.fit_e0, max_tries)
         return info
 
     # ------------------------------------------------------------ sweeps
@@ -364,19 +191,9 @@ class ALSFitter:
         return steps
 
     def _score(self, rec):
-        v = rec.get("validation")
-        if v and v.get("forces"):
-            return rec["validation_loss"]
-        return rec["train_loss"]
-
-
-    def _loss_of_table(self, tab):
-        if not tab:
-            return None
-        w = self.weights
-        e = (tab["energy"]["rmse"] / 1000.0) ** 2 * w.energy if tab["energy"] else 0.0
-        f = tab["forces"]["rmse"] ** 2 * w.forces if tab["forces"] else 0.0
-        return e + f
+        """Early stopping and the best sweep rank by the validation data loss (the objective's
+        own data term on the validation set), else by the training objective."""
+        return rec["train_loss"] if rec.get("validation_loss") is None else rec["validation_loss"]
 
     def run(self, sweeps=None) -> list[dict]:
         """Sweep until ``sweeps`` are done or the (validation) loss stops improving.
@@ -392,7 +209,13 @@ class ALSFitter:
             self._centre, self._centre_solved = 0, False
         from tqdm.auto import tqdm
 
-        per = max(1, d - (1 if self.settings.two_site else 0)) + self.settings.lm_steps + self.settings.radial_steps
+        lm_steps = self.settings.lm_steps
+        if lm_steps and self.pot.tt.num_parameters > self.settings.max_lm_params:
+            log.warning("lm_steps = %d skipped: the cores have %d parameters > max_lm_params = %d (the all-core "
+                        "Gauss-Newton problem is dense in them); raise max_lm_params to run them",
+                        lm_steps, self.pot.tt.num_parameters, self.settings.max_lm_params)
+            lm_steps = 0
+        per = max(1, d - (1 if self.settings.two_site else 0)) + lm_steps + self.settings.radial_steps
         bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
                    leave=False)
         try:
@@ -405,8 +228,8 @@ class ALSFitter:
                 t0 = time.perf_counter()
                 steps = self.sweep(direction, first=not self._centre_solved, max_rank=mr, bar=bar)
                 self._centre, self._centre_solved = (d - 1 if direction == "right" else 0), True
-                if self.settings.lm_steps and self.pot.tt.num_parameters <= self.settings.max_lm_params:
-                    for _ in range(self.settings.lm_steps):
+                if lm_steps:
+                    for _ in range(lm_steps):
                         steps.append(self.lm_step())
                         bar.update(1)
                     self._centre, self._centre_solved = 0, False
@@ -418,7 +241,7 @@ class ALSFitter:
                        "bonds": [str(b) for b in tt.bonds[1:-1]], "num_parameters": self.pot.num_parameters,
                        "seconds": time.perf_counter() - t0}
                 rec["validation"] = self.errors(self._valid_chunks)
-                rec["validation_loss"] = self._loss_of_table(rec["validation"])
+                rec["validation_loss"] = self.loss.validation_loss()
                 self.history.append(rec)
                 self.sweep_index += 1
                 score = self._score(rec)

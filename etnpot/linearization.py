@@ -100,15 +100,26 @@ def _identity_blocks(tt, n, like):
     return out
 
 
-def core_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
+METHODS = ("auto", "jacobian", "tangents", "reference")
+
+
+def core_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0,
+                    method: str = "auto") -> LinearMap:
     """Rows of the linear map from core ``k`` (``tt.core_vector(k)``) to energies, forces, stresses.
 
     Exact: ``energy_rows @ theta + energy_offset`` is the energy for any ``theta``, and so on.
-    ``memory_mb`` bounds the tangent arrays (atoms are processed in chunks).
+    ``memory_mb`` bounds the tangent arrays (atoms are processed in chunks).  ``method``: how the
+    force rows are formed, all giving the same numbers: ``"jacobian"`` (``dPhi/dx`` then one
+    product per atom), ``"tangents"`` (dense transfer matrices, one tangent per pair direction),
+    ``"reference"`` (the block-sparse product rule of
+    :meth:`~etnpot.tt.EquivariantTT.design_tangent`), or ``"auto"``: the cheaper of the first two
+    by counting (inputs against tangents).
     """
     if not 0 <= k < pot.order:
         raise ValueError(f"core index must be in [0, {pot.order}), got {k}")
-    return _linear_map(pot, k, 1, atoms_list, forces, stress, memory_mb)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return _linear_map(pot, k, 1, atoms_list, forces, stress, memory_mb, method)
 
 
 def supercore_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0) -> LinearMap:
@@ -119,7 +130,7 @@ def supercore_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memo
     return _linear_map(pot, k, 2, atoms_list, forces, stress, memory_mb)
 
 
-def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb):
+def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb, method="auto"):
     g = atoms_list if isinstance(atoms_list, Graph) else pot.graph(atoms_list)
     blocks, cache = pot.basis.compute(g)
     tt = pot.tt
@@ -142,7 +153,13 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb):
         if pairs:
             dx = [pot._dev(t) for t in _tangent_blocks(pot.basis, cache, ch, n)]
             T = dx[0].shape[1]
-            if sites == 1 and n_inputs < T:
+            use_jacobian = method == "jacobian" or (method == "auto" and n_inputs < T)
+            if sites == 1 and method == "reference":
+                L = tt.left_environments(x, upto=k)
+                R = tt.right_environments(x, downto=k + 1)
+                phi = tt.site_design(k, L[k], x, R[k + 1])
+                dphi = tt.design_tangent(k, 1, x, dx, L, R)
+            elif sites == 1 and use_jacobian:
                 # fewer inputs than tangents: the Jacobian J = dPhi/dx (the identity as tangents),
                 # then every tangent's row in one product per atom, dPhi = dx J
                 phi, J = tt.core_rows(k, x, _identity_blocks(tt, n, x[0]))

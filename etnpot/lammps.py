@@ -34,8 +34,9 @@ summed by atom ID (tag) into one array of all atoms and summed over ranks (one
 LAMMPS's reverse communication (which fix external lacks) without evaluating any site energy
 twice.  Its cost is ``O(N_total)`` words per step per rank (measured in
 ``benchmarks/README.md``); the alternative, evaluating the site energies of ghost atoms as well
-(ghost cutoff ``2 r_cut + skin``), costs about a third more model evaluation per rank on a
-two-rank 32,000-atom cell.  Ghost atoms are needed out to ``r_cut + skin`` only
+(ghost cutoff ``2 r_cut + skin``), would add the atoms within ``r_cut`` of both faces of each
+rank's slab: about 28 % more model evaluation per rank on a two-rank 32,000-atom Cu cell
+(36 Å slabs, r_cut 5 Å; an estimate, not measured).  Ghost atoms are needed out to ``r_cut + skin`` only
 (``comm_modify cutoff``), and cells thinner than that work: LAMMPS then makes several images of an
 atom, each a ghost with the same tag.
 

@@ -43,21 +43,21 @@ import logging
 import os
 import sys
 
+from . import defaults as D
+
 __all__ = ["load_config", "validate_config", "resolve_data_root", "ConfigError", "DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
+# the values of [model], [fit] and [weights] (and the validation fraction) come from etnpot.defaults,
+# the one definition shared with the Python API
 DEFAULTS = {
-    "data": {"root": None, "train": [], "validation": [], "validation_fraction": 0.1, "test": [], "test_list": None,
-             "energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
+    "data": {"root": None, "train": [], "validation": [], "validation_fraction": D.VALIDATION_FRACTION, "test": [],
+             "test_list": None, "energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
              "config_type_key": "config_type", "shear_order": None},
-    "model": {"species": None, "r_cut": 5.0, "r_min": None, "order": 3, "l_max": 2, "rank": 3, "n_basis": 6,
-              "n_channels": None, "species_rank": None, "o3": True, "bond_l_max": None},
-    "fit": {"sweeps": 6, "ridge": 1e-8, "two_site": False, "max_rank": None, "cutoff": 0.0, "max_supercore": 20000,
-            "lm_steps": 0, "max_lm_params": 8000, "radial_steps": 1, "tol": 1e-4, "patience": 2, "chunk_atoms": 3000,
-            "memory_mb": 256.0, "seed": 0, "init": "constant", "init_noise": 1e-3, "e0": "fit",
-            "active_set": True},
-    "weights": {"energy": 30000.0, "forces": 1.0, "stress": 0.0, "config_types": {}},
+    "model": {"species": None, **D.MODEL},
+    "fit": {**D.FIT, "init": D.INIT["init"], "init_noise": D.INIT["noise"], "e0": D.E0, "active_set": D.ACTIVE_SET},
+    "weights": {**D.WEIGHTS, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},
     "scan": None,  # free-form: checked by etnpot.scan (model keys with lists of values)

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from .defaults import VALIDATION_FRACTION
+
 __all__ = ["Configuration", "read_dataset", "read_mlearn_json", "read_fitsnap_json", "fit_e0", "composition_system",
            "split_train_validation", "validation_indices", "batches_by_atoms", "vasp_stress", "DataError", "KBAR_PER_EV_A3"]
 
@@ -413,7 +415,7 @@ def validation_indices(n: int, fraction: float, seed: int = 0) -> set:
     return set(np.random.default_rng(seed).permutation(n)[:nv].tolist())
 
 
-def split_train_validation(configs, fraction=0.1, seed=0):
+def split_train_validation(configs, fraction=VALIDATION_FRACTION, seed=0):
     """Random split (deterministic per seed, :func:`validation_indices`): returns ``(train, validation)``."""
     configs = list(configs)
     val = validation_indices(len(configs), fraction, seed)

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 
+from . import defaults
 from .config import resolve_data_root, validate_config
 from .data import DataError, read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights
@@ -91,11 +92,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
              "chunks" if client else "configurations", time.perf_counter() - t0)
     out_model = _rel(o["model"], cdir)
     ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
-    settings = FitSettings(sweeps=f["sweeps"], ridge=f["ridge"], two_site=f["two_site"], max_rank=f["max_rank"],
-                           cutoff=f["cutoff"], max_supercore=f["max_supercore"], lm_steps=f["lm_steps"],
-                           max_lm_params=f["max_lm_params"], radial_steps=f["radial_steps"], tol=f["tol"],
-                           patience=f["patience"], chunk_atoms=f["chunk_atoms"], memory_mb=f["memory_mb"],
-                           seed=f["seed"])
+    settings = FitSettings(**{k: f[k] for k in defaults.FIT})
     weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
     t_fit = time.perf_counter()
     if resume and ckpt and os.path.exists(ckpt):

@@ -1,0 +1,66 @@
+"""Every default of a fit, defined once.
+
+The values are those of ``etnpot fit`` (the campaigns in ``fitting/`` validated them).  The
+other homes of a default are derived from here: the ``[model]``, ``[fit]``, ``[weights]`` and
+``[data]`` defaults of :mod:`etnpot.config`, the field defaults of :class:`etnpot.fit.Weights`
+and :class:`etnpot.fit.FitSettings`, the signature defaults of :meth:`etnpot.ETNPotential.build`
+and :meth:`~etnpot.ETNPotential.random`, and :func:`etnpot.data.split_train_validation`.  So a
+fit from Python with default objects and ``etnpot fit`` with only the data given fit the same
+model (``tests/test_defaults.py``).
+
+The mappings are read-only; copy them (``dict(MODEL)``) to change a value.
+"""
+from types import MappingProxyType
+
+__all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION"]
+
+#: hyper-parameters of the model (:meth:`etnpot.ETNPotential.build`); ``None`` means derived:
+#: ``r_min = 0.3 r_cut``, ``n_channels`` and ``species_rank`` from the species, ``bond_l_max = l_max``
+MODEL = MappingProxyType({
+    "r_cut": 5.0,
+    "r_min": None,
+    "order": 3,
+    "l_max": 2,
+    "rank": 3,
+    "n_basis": 6,
+    "n_channels": None,
+    "species_rank": None,
+    "o3": True,
+    "bond_l_max": None,
+})
+
+#: how the fit's starting model is drawn (``ETNPotential.random(..., init=, noise=)``; config keys
+#: ``[fit] init`` and ``init_noise``).  ``random()`` on its own keeps ``init="random", noise=1``: a
+#: generic random model, for tests.
+INIT = MappingProxyType({"init": "constant", "noise": 1e-3})
+
+#: settings of the ALS/DMRG fit (:class:`etnpot.fit.FitSettings`, config section ``[fit]``)
+FIT = MappingProxyType({
+    "sweeps": 6,
+    "ridge": 1e-8,
+    "two_site": False,
+    "max_rank": None,
+    "cutoff": 0.0,
+    "max_supercore": 20000,
+    "lm_steps": 0,
+    "max_lm_params": 8000,
+    "radial_steps": 1,
+    "tol": 1e-4,
+    "patience": 2,
+    "chunk_atoms": 3000,
+    "memory_mb": 256.0,
+    "seed": 0,
+})
+
+#: loss weights (:class:`etnpot.fit.Weights`, config section ``[weights]``): energy per
+#: (eV/atom)^-2, forces per (eV/Å)^-2, stress per (eV/Å^3)^-2
+WEIGHTS = MappingProxyType({"energy": 30000.0, "forces": 1.0, "stress": 0.0})
+
+#: per-species reference energies: ``"fit"`` (least squares on composition, refined in the fit)
+E0 = "fit"
+
+#: compute the extrapolation grade's active set after a (local) fit
+ACTIVE_SET = True
+
+#: share of the training configurations held out for validation when none is given
+VALIDATION_FRACTION = 0.1

@@ -8,7 +8,7 @@ import os
 import time
 
 from . import defaults
-from .config import resolve_data_root, validate_config
+from .config import ConfigError, resolve_data_root, validate_config
 from .data import DataError, read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights
 from .metrics import format_error_table
@@ -64,6 +64,9 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         # distributed: the workers count and read the files; the client never holds the data
         from .distributed import file_chunks, start_client
 
+        if d["test_list"]:  # the workers' chunks would keep the listed test configurations in training
+            raise ConfigError(f"{cfg.get('_path') or 'config'}: [data] test_list is not supported with [distributed]; "
+                              "give the test configurations as [data] test files")
         client = start_client(dist["scheduler"], dist["n_workers"])
         log.info("dask client: %s", client)
         for p in full(d["train"] + d["validation"] + d["test"]):

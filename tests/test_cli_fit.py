@@ -181,3 +181,14 @@ def test_resume_refuses_a_checkpoint_of_other_hyperparameters(tmp_path, change, 
     explicit = "r_min = 1.14\nn_channels = 8\nspecies_rank = 2\nbond_l_max = 2"
     (tmp_path / "c.toml").write_text(cfg.replace("[model]", f"[model]\n{explicit}"))
     run("c.toml")
+
+
+def test_distributed_fit_refuses_a_test_list(tmp_path):
+    """A fixed test list is applied by the local reader only: a distributed fit would train on the
+    listed test configurations, so it is refused before any worker starts."""
+    from etnpot.workflow import run_fit
+
+    cfg = {"data": {"train": [str(tmp_path / "train.xyz")], "test_list": "split.txt"},
+           "distributed": {"scheduler": "local"}}
+    with pytest.raises(ConfigError, match=r"test_list is not supported with \[distributed\]"):
+        run_fit(cfg, progress=False)

@@ -30,6 +30,11 @@ Sections and keys (all but ``data.train`` optional)::
     [output]
     model = "model.etn"; checkpoint = "model.ckpt"; report = "report.json"
 
+    [grow]                                # optional: grow the fitted [model] step by step (etnpot.growth)
+    target_forces_rmse = 0.1              # eV/Å, validation; target_energy_rmse in meV/atom
+    max_parameters = 5000; max_seconds = 600
+    tol = 0.01; sweeps = 3; steps = ["rank", "l_max", "n_basis", "order"]
+
     [distributed]                         # optional: assemble the local problems on Dask workers
     scheduler = "tcp://host:8786"         # or "local" (a LocalCluster of n_workers processes)
     n_workers = 2
@@ -61,6 +66,7 @@ DEFAULTS = {
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},
     "scan": None,  # free-form: checked by etnpot.scan (model keys with lists of values)
+    "grow": None,  # free-form: checked by etnpot.growth.GrowSettings
 }
 
 
@@ -127,6 +133,13 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
     for k in ("energy", "forces", "stress"):
         if not isinstance(out["weights"][k], (int, float)) or out["weights"][k] < 0:
             raise ConfigError(f"{source}: [weights] {k} must be a number >= 0, got {out['weights'][k]!r}")
+    if "grow" in out:
+        from .growth import GrowSettings
+
+        try:
+            GrowSettings.from_dict(out["grow"])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: {e}") from e
     return out
 
 

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import chunks as C
+from . import defaults as D
 from . import steps
 from .data import e0_from_system
 from .io import load, save
@@ -45,22 +46,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FitSettings:
-    """Settings of an ALS/DMRG fit (all have defaults)."""
+    """Settings of an ALS/DMRG fit (all have defaults: :data:`etnpot.defaults.FIT`)."""
 
-    sweeps: int = 6
-    ridge: float = 1e-7
-    two_site: bool = False
-    max_rank: object = None  # int, {irrep: int}, or a list (one entry per sweep): the rank schedule
-    cutoff: float = 0.0
-    max_supercore: int = 20000
-    lm_steps: int = 0  # Levenberg–Marquardt steps on all cores after each sweep
-    radial_steps: int = 1  # Levenberg–Marquardt steps on the radial/species weights after each sweep
-    max_lm_params: int = 8000
-    tol: float = 1e-4  # stop when the validation (else training) loss improves by less than this, relatively
-    patience: int = 2
-    chunk_atoms: int = 3000
-    memory_mb: float = 256.0
-    seed: int = 0
+    sweeps: int = D.FIT["sweeps"]
+    ridge: float = D.FIT["ridge"]
+    two_site: bool = D.FIT["two_site"]
+    max_rank: object = D.FIT["max_rank"]  # int, {irrep: int}, or a list (one entry per sweep): the rank schedule
+    cutoff: float = D.FIT["cutoff"]
+    max_supercore: int = D.FIT["max_supercore"]
+    lm_steps: int = D.FIT["lm_steps"]  # Levenberg–Marquardt steps on all cores after each sweep
+    radial_steps: int = D.FIT["radial_steps"]  # Levenberg–Marquardt steps on the radial/species weights after each sweep
+    max_lm_params: int = D.FIT["max_lm_params"]
+    tol: float = D.FIT["tol"]  # stop when the validation (else training) loss improves by less than this, relatively
+    patience: int = D.FIT["patience"]
+    chunk_atoms: int = D.FIT["chunk_atoms"]
+    memory_mb: float = D.FIT["memory_mb"]
+    seed: int = D.FIT["seed"]
 
 
 class ALSFitter:
@@ -80,7 +81,7 @@ class ALSFitter:
     progress : show a progress bar.
     """
 
-    def __init__(self, potential, train, validation=None, weights=None, settings=None, e0="fit",
+    def __init__(self, potential, train, validation=None, weights=None, settings=None, e0=D.E0,
                  normalize=True, checkpoint=None, progress=True, client=None):
         keep_freed_memory()  # the same large temporaries every chunk: reuse them (etnpot.memory)
         self.pot = potential

@@ -39,6 +39,18 @@ class Weights:
     stress: float = 100.0
     config_types: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        for key in ("energy", "forces", "stress"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and v >= 0 and v == v):
+                raise ValueError(f"weights.{key} must be a number >= 0, got {v!r}")
+        for ctype, over in dict(self.config_types).items():
+            for key, v in dict(over).items():
+                if key not in ("energy", "forces", "stress"):
+                    raise ValueError(f"weights.config_types.{ctype}: unknown key {key!r} (energy, forces, stress)")
+                if not (isinstance(v, (int, float)) and v >= 0 and v == v):
+                    raise ValueError(f"weights.config_types.{ctype}.{key} must be a number >= 0, got {v!r}")
+
     def for_type(self, ctype: str):
         d = {"energy": self.energy, "forces": self.forces, "stress": self.stress}
         d.update(self.config_types.get(ctype, {}))

@@ -111,7 +111,7 @@ class ETNPotential:
         self.metadata = dict(metadata or {})
         self.active_set = None  # extrapolation grade (etnpot.grade.fit_active_set)
         self.backend = "numpy"  # array library of the contractions: numpy, cupy, torch, jax (via autoray)
-        self.dtype = "float64"  # or "float32" (faster; ~1e-6 relative error, see README)
+        self.dtype = "float64"  # or "float32": faster; forces within 5e-3 of the largest force on order-4 fits (docs/float32_error.py)
         # BLAS threads during evaluation: 1 by default. The contractions are many small batched
         # products: a second thread gains < 10 % on an idle machine and stalls them 2-3x on a
         # busy one (benchmarks/README.md); None leaves the BLAS library's own setting.

@@ -6,8 +6,8 @@
 ``T_n`` are Chebyshev polynomials of the first kind (``T_0 = 1, T_1 = s,
 T_{n+1} = 2 s T_n - T_{n-1}``); their derivatives follow the same recurrence.  This is the
 MTP radial basis (Shapeev 2016; motep's ``RBChebyshev``), chosen because (i) it is the basis
-with which a plain ALS-fitted ETN already matched MTP on Zuo Si (FEASIBILITY.md: raw
-Chebyshev channels beat whitened mixtures), (ii) the polynomials are well conditioned on
+with which a plain ALS-fitted ETN already matched MTP's energy error on Zuo Si, and raw
+Chebyshev channels beat whitened mixtures (docs/design-facts.md, facts 1 and 2), (ii) the polynomials are well conditioned on
 ``[r_min, r_cut]`` and (iii) the quadratic cutoff makes energy *and* forces continuous at
 ``r_cut``.  Below ``r_min`` the polynomials are simply extrapolated (as MTP does); ``r_min``
 is the distance below which the model has seen no data.

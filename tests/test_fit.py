@@ -186,3 +186,17 @@ def test_restoring_the_best_sweep_restores_every_fitted_parameter():
     a, b = student.compute(atoms), best.compute(atoms)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_negative_or_unknown_weights_are_errors_that_name_the_key():
+    import pytest as _pytest
+
+    from etnpot.fit import Weights
+
+    with _pytest.raises(ValueError, match="weights.stress"):
+        Weights(stress=-1.0)
+    with _pytest.raises(ValueError, match="weights.config_types.Surface.energy"):
+        Weights(config_types={"Surface": {"energy": -5.0}})
+    with _pytest.raises(ValueError, match="unknown key 'force'"):
+        Weights(config_types={"Surface": {"force": 1.0}})
+    assert Weights(energy=0.0).energy == 0.0

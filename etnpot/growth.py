@@ -340,11 +340,11 @@ def _is_irrep(text: str) -> bool:
 
 
 # ------------------------------------------------------------------ the driver
-def _evaluate(pot, train, validation, weights, settings):
+def _evaluate(pot, train, validation, weights, settings, client=None):
     """``(validation loss, validation error table)`` of ``pot`` (the fit objective's data term)."""
     from .objective import Objective
 
-    obj = Objective(pot, train, validation, weights, settings.ridge, settings.chunk_atoms, settings.memory_mb)
+    obj = Objective(pot, train, validation, weights, settings.ridge, settings.chunk_atoms, settings.memory_mb, client)
     return obj.validation_loss(), obj.errors(obj.validation)
 
 
@@ -356,7 +356,7 @@ def _entry(step, pot, loss, table, seconds, kept):
 
 
 def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow_settings=None, *,
-         fit_start: bool = True, progress: bool = True, e0="fit"):
+         fit_start: bool = True, progress: bool = True, e0="fit", client=None):
     """Grow ``pot`` step by step (see the module docstring); returns ``(model, growth)``.
 
     ``model`` is the last kept model (a new object unless no step was kept and ``fit_start`` is
@@ -366,6 +366,8 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
     bonds).  ``fit_start``: fit ``pot`` (in place) with ``settings`` first (with ``e0`` and the
     normalization from ``train``); otherwise ``pot`` is taken as fitted.  ``train``/``validation``:
     configurations or chunks; validation data are required (they decide which steps are kept).
+    ``client``: a Dask client for the fits and evaluations (the normalization of new features is
+    computed in this process).
     """
     from tqdm.auto import tqdm
 
@@ -381,8 +383,8 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
     t_start = time.perf_counter()
     train, validation = _as_chunks(train, settings.chunk_atoms), _as_chunks(validation, settings.chunk_atoms)
     if fit_start:
-        ALSFitter(pot, train, validation, weights, settings, e0=e0, progress=progress).run()
-    loss, table = _evaluate(pot, train, validation, weights, settings)
+        ALSFitter(pot, train, validation, weights, settings, e0=e0, progress=progress, client=client).run()
+    loss, table = _evaluate(pot, train, validation, weights, settings, client)
     growth = [_entry("start", pot, loss, table, time.perf_counter() - t_start, True)]
     log.info("grow: start, %d parameters, validation loss %.5g%s", pot.num_parameters, loss, _fmt(table))
     step_settings = dataclasses.replace(settings, sweeps=gs.sweeps)
@@ -411,10 +413,10 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
                     over_budget = True
                     continue
                 fitter = ALSFitter(cand, train, validation, weights, step_settings, e0="keep", normalize=False,
-                                   progress=False)
+                                   progress=False, client=client)
                 fitter.fit_e0 = e0 == "fit"  # refine E0 in the solves as the starting fit does; the start is exact
                 fitter.run()
-                c_loss, c_table = _evaluate(cand, train, validation, weights, settings)
+                c_loss, c_table = _evaluate(cand, train, validation, weights, settings, client)
                 kept = c_loss < best * (1.0 - gs.tol)
                 growth.append(_entry(step, cand, c_loss, c_table, time.perf_counter() - t0, kept))
                 bar.update(1)

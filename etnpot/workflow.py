@@ -11,7 +11,9 @@ from . import defaults
 from .config import ConfigError, resolve_data_root, validate_config
 from .data import DataError, read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights
+from .growth import GrowSettings, grow, plot_growth
 from .metrics import format_error_table
+from .objective import Objective
 from .potential import ETNPotential
 
 __all__ = ["run_fit", "read_files", "file_sha256"]
@@ -97,6 +99,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
     settings = FitSettings(**{k: f[k] for k in defaults.FIT})
     weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
+    grow_settings = GrowSettings.from_dict(cfg["grow"]) if cfg.get("grow") is not None else None
     t_fit = time.perf_counter()
     if resume and ckpt and os.path.exists(ckpt):
         log.info("resuming from checkpoint %s", ckpt)
@@ -113,7 +116,16 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         pot = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **_model_kwargs(m))
         fitter = ALSFitter(pot, train, validation, weights, settings, e0=f["e0"], checkpoint=ckpt,
                            progress=progress, client=client)
+    if grow_settings is not None:
+        grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
     fitter.run()
+    errors = fitter.errors
+    growth = None
+    if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved
+        pot, growth = grow(pot, fitter.loss.train, fitter.loss.validation, weights, settings, grow_settings,
+                           fit_start=False, progress=progress, e0=f["e0"], client=client)
+        errors = Objective(pot, fitter.loss.train, fitter.loss.validation, weights, settings.ridge,
+                           settings.chunk_atoms, settings.memory_mb, client).errors
     fit_seconds = time.perf_counter() - t_fit
     if f["active_set"] and client is None:
         from .grade import fit_active_set
@@ -127,8 +139,11 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)
     report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": fit_seconds,
-              "train": fitter.errors(train), "validation": fitter.errors(validation) if validation else None,
-              "test": fitter.errors(test) if test else None}
+              "train": errors(train), "validation": errors(validation) if validation else None,
+              "test": errors(test) if test else None}
+    if growth is not None:
+        report["growth"] = growth
+        report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
     out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
     for name in ("train", "validation", "test"):
         if report[name]:

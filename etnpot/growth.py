@@ -356,7 +356,7 @@ def _entry(step, pot, loss, table, seconds, kept):
 
 
 def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow_settings=None, *,
-         fit_start: bool = True, progress: bool = True, e0="fit", client=None):
+         fit_start: bool = True, progress: bool = True, e0="fit", client=None, start_seconds: float = 0.0):
     """Grow ``pot`` step by step (see the module docstring); returns ``(model, growth)``.
 
     ``model`` is the last kept model (a new object unless no step was kept and ``fit_start`` is
@@ -367,7 +367,8 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
     normalization from ``train``); otherwise ``pot`` is taken as fitted.  ``train``/``validation``:
     configurations or chunks; validation data are required (they decide which steps are kept).
     ``client``: a Dask client for the fits and evaluations (the normalization of new features is
-    computed in this process).
+    computed in this process).  ``start_seconds``: time already spent fitting ``pot`` (when
+    ``fit_start`` is false): counted in the start entry and in ``max_seconds``.
     """
     from tqdm.auto import tqdm
 
@@ -380,7 +381,7 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
     gs.check_start(pot)
     if not validation:
         raise ValueError("growing a model needs validation data: they decide which steps are kept")
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() - float(start_seconds)
     train, validation = _as_chunks(train, settings.chunk_atoms), _as_chunks(validation, settings.chunk_atoms)
     if fit_start:
         ALSFitter(pot, train, validation, weights, settings, e0=e0, progress=progress, client=client).run()

@@ -123,7 +123,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     growth = None
     if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved
         pot, growth = grow(pot, fitter.loss.train, fitter.loss.validation, weights, settings, grow_settings,
-                           fit_start=False, progress=progress, e0=f["e0"], client=client)
+                           fit_start=False, progress=progress, e0=f["e0"], client=client,
+                           start_seconds=time.perf_counter() - t_fit)
         errors = Objective(pot, fitter.loss.train, fitter.loss.validation, weights, settings.ridge,
                            settings.chunk_atoms, settings.memory_mb, client).errors
     fit_seconds = time.perf_counter() - t_fit

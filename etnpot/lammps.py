@@ -30,7 +30,8 @@ the owned atoms only, from pairs ``(i owned, j owned or ghost)``: each ``E_i`` i
 once in the whole simulation.  A pair term ``-g_ij`` on a ghost ``j`` is a force on the atom of
 which ``j`` is a copy; fix external accepts forces on owned atoms only, so the ghost terms are
 summed by atom ID (tag) into one array of all atoms and summed over ranks (one
-``MPI_Allreduce``), and every rank then reads the forces of its owned atoms.  This replaces
+``MPI_Allreduce`` of ``3 N_total`` numbers, ``9 N_total`` on steps that need per-atom
+virials), and every rank then reads the forces of its owned atoms.  This replaces
 LAMMPS's reverse communication (which fix external lacks) without evaluating any site energy
 twice.  Its cost is ``O(N_total)`` words per step per rank (measured in
 ``benchmarks/README.md``); the alternative, evaluating the site energies of ghost atoms as well
@@ -49,10 +50,11 @@ symmetrized here).  It equals ``-V sigma`` with ASE's stress ``sigma = (1/V) dE/
 to their atoms by tag like the forces, so the per-atom virials sum to ``W``.  LAMMPS order is
 ``xx, yy, zz, xy, xz, yz``; ``compute stress/atom`` reports ``-W_i`` in bar·Å^3 (``nktv2p``).
 
-Totals: ``compute pe`` adds a fix's energy *after* summing over ranks, so every rank sets the
-total energy ``sum_ranks sum_owned E_i`` (``fix_external_set_energy_global``).  The global
-virial is set the same way (the total on every rank); this was checked against one rank in the
-tests (``tests/test_lammps.py``), which is what the pressure depends on.
+Totals: LAMMPS takes a fix external's global energy and virial as given on each rank, not
+summed over ranks, so every rank sets the totals ``sum_ranks sum_owned E_i`` and ``W``
+(``fix_external_set_energy_global``, ``..._virial_global``; setting the rank's own share halves
+them on two ranks).  ``tests/test_lammps.py`` checks ``pe`` and the pressure tensor of a
+two-rank run against ``ETNCalculator``.
 
 Neighbour lists: a candidate pair list with cutoff ``r_cut + skin`` over owned and ghost atoms
 (vesin's cell list) is reused, with pairs filtered to ``r < r_cut`` each step, until an atom has
@@ -282,7 +284,7 @@ class ETNFixExternal:
         self.recent.append((t0, self._model_seconds, t1 - t0))
 
     def _local(self, step, nlocal):
-        """This rank's part: pair list, model evaluation, per-tag sums (no communication)."""
+        """This rank's part, no communication: pair list, model evaluation, pair virials."""
         import time
 
         lmp = self.lmp

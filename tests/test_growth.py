@@ -68,6 +68,24 @@ def test_enlargement_keeps_predictions(model_and_data, step):
     assert new.metadata["grown"] == [step]
 
 
+@pytest.mark.parametrize("step", ["rank", "l_max", "n_basis", "order"])
+def test_warm_start_is_exact(model_and_data, step):
+    """The fit of a grown model (normalize=False, E0 kept) starts at the old model's objective."""
+    from etnpot.fit import ALSFitter
+
+    pot, data = model_and_data
+    new = STEPS[step](pot, data)
+    other = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=2, l_max=1, rank=2, seed=9, n_basis=3, noise=0.5)
+    other.basis.normalize(other.graph([c.atoms for c in data]))
+    data = label(other, [c.atoms for c in data])  # not the model's own labels: a nonzero objective
+    kw = dict(weights=Weights(energy=100.0, forces=1.0, stress=1.0), settings=FitSettings(ridge=0.0), e0="keep",
+              normalize=False, progress=False)
+    old_fit, new_fit = ALSFitter(pot.copy(), data[:4], data[4:], **kw), ALSFitter(new, data[:4], data[4:], **kw)
+    assert old_fit.objective() > 1e-3
+    assert new_fit.objective() == pytest.approx(old_fit.objective(), rel=1e-10, abs=1e-12)
+    assert new_fit.loss.validation_loss() == pytest.approx(old_fit.loss.validation_loss(), rel=1e-10, abs=1e-12)
+
+
 def test_enlargement_structure(model_and_data, tmp_path):
     pot, data = model_and_data
     L = grow_l_max(pot, data)

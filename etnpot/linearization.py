@@ -294,10 +294,13 @@ def scatter_pair_rows(g, p0, p1, dpe, F_rows, S_rows, rows=None):
     P = dpe.shape[-1]
     flat = dpe.reshape(dpe.shape[0], 3 * P)
     cols = np.arange(Ec) if rows is None else np.asarray(rows)
-    if F_rows is not None:
+    if F_rows is not None and Ec:
+        # only the atoms these pairs touch (their configurations' atoms), not the whole batch
+        gi, gj = g.i[p0:p1], g.j[p0:p1]
+        lo, hi = int(min(gi.min(), gj.min())), int(max(gi.max(), gj.max())) + 1
         M = sp.csr_matrix((np.concatenate([np.ones(Ec), -np.ones(Ec)]),
-                           (np.concatenate([g.i[p0:p1], g.j[p0:p1]]), np.tile(cols, 2))), shape=(g.n_atoms, flat.shape[0]))
-        F_rows += (M @ flat).reshape(g.n_atoms, 3, P)
+                           (np.concatenate([gi, gj]) - lo, np.tile(cols, 2))), shape=(hi - lo, flat.shape[0]))
+        F_rows[lo:hi] += (M @ flat).reshape(hi - lo, 3, P)
     if S_rows is not None:
         W = np.empty((g.n_configs, 3, 3, P))  # one sparse product per Cartesian b
         for b in range(3):

@@ -517,28 +517,29 @@ class EquivariantTT:
         dw = self._split_flat(k + 1, dRf) if dRf is not None else {}
         phi = self.site_design(k, u, x, w)
         tr = lambda a, perm: do("transpose", a, perm)
-        cols = []
+        # the tangent environments with the tangents folded into the rows, once per irrep
+        du_rows = {a: _swap(v).reshape(n, T * v.shape[-1], v.shape[-2]) for a, v in du.items()}  # (n, T R, m)
+        dw_cols = {b: tr(v, (0, 2, 1, 3)).reshape(n, v.shape[-2], T * v.shape[-1]) for b, v in dw.items()}  # (n, m, T S)
+        blocks = []
         for p, Tb, C in self._arrays(k, x[0]):
             a, f, b = p
             R, Cf, S = Tb.shape
             ma, mf, mb = C.shape
             if a not in u or b not in w:  # an irrep that no path reaches: no entry of the value
-                cols.append(_zeros((n, T, R * Cf * S), x[0]))
+                blocks.append(_zeros((n, T, R * Cf * S), x[0]))
                 continue
             # the input slot: out[t, r, c, s] = sum_mf dx[t, mf, c] Q[mf, r, s], Q = sum C L w
             Q = (_swap(u[a]) @ C.reshape(ma, mf * mb)).reshape(n, R * mf, mb) @ w[b]  # (n, R mf, S)
             Q = tr(Q.reshape(n, R, mf, S), (0, 2, 1, 3)).reshape(n, mf, R * S)
-            out = _swap(dx[f]).reshape(n, T * Cf, mf) @ Q  # (n, T Cf, R S)
-            out = tr(out.reshape(n, T, Cf, R, S), (0, 1, 3, 2, 4))
+            out = tr((_swap(dx[f]).reshape(n, T * Cf, mf) @ Q).reshape(n, T, Cf, R, S), (0, 1, 3, 2, 4))
             if a in du:  # the left environment's slot: sum_ma dL[t, ma, r] N[ma, c, s], N = sum C x w
                 N = path_right_partial(x[f], w[b], C).reshape(n, ma, Cf * S)
-                out = out + (_swap(du[a]).reshape(n, T * R, ma) @ N).reshape(n, T, R, Cf, S)
+                out = out + (du_rows[a] @ N).reshape(n, T, R, Cf, S)
             if b in dw:  # the right environment's slot: sum_mb M[r, c, mb] dR[t, mb, s], M = sum C L x
                 M = _swap(path_left_partial(u[a], x[f], C)).reshape(n, R * Cf, mb)
-                dR_ = tr(dw[b], (0, 2, 1, 3)).reshape(n, mb, T * S)
-                out = out + tr((M @ dR_).reshape(n, R, Cf, T, S), (0, 3, 1, 2, 4))
-            cols.append(out.reshape(n, T, R * Cf * S))
-        return phi, do("concatenate", cols, axis=-1)
+                out = out + tr((M @ dw_cols[b]).reshape(n, R, Cf, T, S), (0, 3, 1, 2, 4))
+            blocks.append(out.reshape(n, T, R * Cf * S))
+        return phi, do("concatenate", blocks, axis=-1)
 
     def split_merged(self, k: int, vec, direction: str = "right", max_rank=None, cutoff: float = 0.0) -> dict:
         """Split a supercore vector back into cores ``k, k+1`` by a truncated SVD per middle irrep.

@@ -322,7 +322,16 @@ class ETNPotential:
     def _compute_graph(self, g: Graph, forces=True, stress=True, grades=False) -> dict:
         """Evaluate chunk by chunk of ``chunk_size`` atoms (features, contraction, pair pull-back),
         so memory is bounded by the chunk, not the system: cost and memory are linear in atoms.
-        The grades reuse the chunk's features and environments (one contraction pass)."""
+        The grades reuse the chunk's features and environments (one contraction pass).
+
+        Unless ``self.evaluation == "reference"`` this runs :func:`etnpot.evaluation.compute_graph`
+        (the same numbers to rounding: dense or block-sparse contraction chosen per model, features
+        and pull-back through the Chebyshev coefficients, small chunks); the code below is the
+        block-sparse reference that the fast path is tested against."""
+        from . import evaluation
+
+        if evaluation.contraction(self) != "reference":
+            return evaluation.compute_graph(self, g, forces, stress, grades)
         need_grad = forces or stress
         aset = None
         if grades:

@@ -1,0 +1,143 @@
+"""The fast evaluation (etnpot.evaluation) equals the block-sparse reference path to 1e-10 relative
+in float64, on random models of every shape used in the fitting campaigns, with the dense and
+the block-sparse contraction, across chunk boundaries, with grades, on torch and in float32."""
+import numpy as np
+import pytest
+from ase import Atoms
+
+import etnpot
+from etnpot import evaluation
+
+from conftest import random_cluster, rattled_triclinic
+
+KEYS = ("energy", "energies", "forces", "stress", "stresses")
+
+SHAPES = {  # the campaigns: Zuo (one species, d3/d4, l_max 2, rank 3/4), InP (l_max 1/2, two species)
+    "d3_l2_r3": dict(species=["Si"], order=3, l_max=2, rank=3),
+    "d4_l2_r3": dict(species=["Si"], order=4, l_max=2, rank=3),
+    "d4_l2_r4": dict(species=["Mo"], order=4, l_max=2, rank=4),
+    "d3_l1_r3_InP": dict(species=["In", "P"], order=3, l_max=1, rank=3),
+    "d3_l2_r3_InP": dict(species=["In", "P"], order=3, l_max=2, rank=3),
+    "d4_l1_r4_InP": dict(species=["In", "P"], order=4, l_max=1, rank=4),
+    "unnatural_parity": dict(species=["Si", "C"], order=4, l_max=2, rank={0: 2, 1: 2, "1e": 1}),
+    "species_rank_1": dict(species=["Si", "C", "Ge"], order=3, l_max=2, rank=2, species_rank=1, n_channels=5),
+    "so3": dict(species=["Si"], order=3, l_max=2, rank=2, o3=False),
+    "d2": dict(species=["Si", "C"], order=2, l_max=2, rank=3),
+    "d1": dict(species=["Si"], order=1, l_max=1, rank=1),
+}
+
+
+def _configs(species):
+    a = rattled_triclinic(3, repeat=(2, 2, 1))
+    a.set_chemical_symbols([species[k % len(species)] for k in range(len(a))])
+    lone = Atoms(species[:1], positions=[[0.0, 0.0, 0.0]])  # an atom without neighbours
+    return [a, random_cluster(4, n=7, species=(species[0], species[-1])), lone]
+
+
+def _model(name):
+    kw = dict(SHAPES[name])
+    species = kw.pop("species")
+    pot = etnpot.ETNPotential.random(species, r_cut=4.0, seed=7, n_basis=kw.pop("n_basis", 5), noise=0.7, **kw)
+    pot.basis.normalize(pot.graph(_configs(species)[:1]))
+    pot.e0[:] = -0.3 * np.arange(1, len(species) + 1)
+    return pot
+
+
+def _close(a, b, keys=KEYS, rtol=1e-10):
+    for key in keys:
+        x, y = np.asarray(a[key]), np.asarray(b[key])
+        x, y = np.where(np.isnan(x), 0, x), np.where(np.isnan(y), 0, y)
+        scale = max(np.abs(x).max(), 1e-300)
+        assert np.abs(x - y).max() <= rtol * scale, (key, np.abs(x - y).max() / scale)
+    assert a["min_pair_distance"] == b["min_pair_distance"] and a["close_pairs"] == b["close_pairs"]
+
+
+def _run(pot, configs, mode, chunk=None):
+    p = pot.copy()
+    p.evaluation = mode
+    if chunk:
+        p.chunk_size = chunk
+    return p.compute(configs)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_fast_equals_reference(name):
+    pot = _model(name)
+    configs = _configs(pot.species)
+    ref = _run(pot, configs, "reference")
+    assert np.abs(ref["forces"]).max() > 0
+    for mode in ("dense", "sparse", "auto"):
+        _close(ref, _run(pot, configs, mode))
+    _close(ref, _run(pot, configs, "dense", chunk=3))  # chunks that split configurations
+
+
+def test_dense_transfer_equals_block_sparse_contraction(rng):
+    """DenseTT on its own: value and input gradient of the block-sparse tensor train."""
+    pot = _model("unnatural_parity")
+    x = [rng.normal(size=(11, ir.dim, c)) for ir, c in pot.tt.inputs]
+    v, g = pot.tt.value_and_input_grad(x)
+    v2, g2 = evaluation.dense_tt(pot.tt, x[0]).value_and_grad(pot.tt.flat_input(x))
+    np.testing.assert_allclose(v2, v, rtol=1e-12, atol=1e-12 * np.abs(v).max())
+    gf = pot.tt.flat_input(g)
+    np.testing.assert_allclose(g2, gf, rtol=1e-12, atol=1e-12 * np.abs(gf).max())
+
+
+def test_dense_cache_follows_the_cores():
+    pot = _model("d3_l2_r3")
+    configs = _configs(pot.species)[:1]
+    pot.evaluation = "dense"
+    e1 = pot.compute(configs)["energy"]
+    for k, core in enumerate(pot.tt.cores):  # replace blocks, as the fit does
+        for p in core:
+            core[p] = 2.0 * core[p]
+    e2 = pot.compute(configs)["energy"]
+    ref = _run(pot, configs, "reference")["energy"]
+    np.testing.assert_allclose(e2, ref, rtol=1e-10)
+    assert not np.allclose(e1, e2)
+
+
+def test_choice_by_cost_count():
+    """Small bonds (the campaigns) contract densely; big bonds (l_max 3, rank 8) block-sparse."""
+    assert evaluation.choose(_model("d4_l2_r3").tt) == "dense"
+    big = etnpot.ETNPotential.random(["Cu"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0)
+    assert evaluation.choose(big.tt) == "sparse"
+    p = _model("d3_l2_r3")
+    p.evaluation = "bogus"
+    with pytest.raises(ValueError, match="evaluation must be"):
+        p.compute(_configs(p.species)[:1])
+
+
+def test_grades_on_the_fast_path():
+    from etnpot.grade import fit_active_set
+
+    pot = _model("d4_l2_r3")
+    configs = _configs(pot.species)
+    fit_active_set(pot, [rattled_triclinic(s, species=("Si", "Si")) for s in range(3)])
+    ref = pot.copy()
+    ref.active_set = pot.active_set
+    ref.evaluation = "reference"
+    a = ref.compute(configs, grades=True)
+    for mode in ("dense", "sparse"):
+        pot.evaluation = mode
+        b = pot.compute(configs, grades=True)
+        np.testing.assert_allclose(b["extrapolation_grades"], a["extrapolation_grades"], rtol=1e-8, atol=1e-10)
+        b = pot.compute(configs, forces=False, stress=False, grades=True)
+        np.testing.assert_allclose(b["extrapolation_grades"], a["extrapolation_grades"], rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(b["energies"], a["energies"], rtol=1e-10)
+
+
+def test_torch_and_float32_dense():
+    torch = pytest.importorskip("torch")
+    pot = _model("d4_l2_r3")
+    configs = _configs(pot.species)
+    ref = _run(pot, configs, "reference")
+    pt = pot.copy().to("torch")
+    pt.evaluation = "dense"
+    _close(ref, pt.compute(configs))
+    assert isinstance(evaluation.dense_tt(pt.tt, torch.zeros(1, dtype=torch.float64)).A[1], torch.Tensor)
+    p32 = pot.copy().to("numpy", "float32")
+    p32.evaluation = "dense"
+    b = p32.compute(configs)
+    assert evaluation.dense_tt(p32.tt, np.zeros(1, np.float32)).A[1].dtype == np.float32
+    err = np.abs(b["forces"] - ref["forces"]).max() / np.abs(ref["forces"]).max()
+    assert 0 < err < 1e-5, err

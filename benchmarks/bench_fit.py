@@ -11,7 +11,9 @@ the config's weights and ridge) on ``--threads`` BLAS threads, and reports: wall
 peak memory (resident set of the process), time per phase (design rows + their QR, the solves,
 validation and objective evaluations), and the test RMSE of energy (meV/atom) and forces (eV/Å).
 The earlier commit is checked out into a temporary git worktree and imported from there, so both
-versions run on the same machine in the same run.  Then the ratio ``before / now`` is printed, and
+versions run on the same machine in the same run.  Besides the wall time, the process's CPU time
+(user + system) and minor page faults are reported: on a shared machine the CPU time is the
+fairer comparison, and the wall-time ratio the one a user sees on an idle one.  Then the ratio ``before / now`` is printed, and
 the recorded results are appended to ``benchmarks/results/fit.json``.
 
 With ``--ace`` and a python-ace virtual environment (``fitting/peers/install.sh``, ``$PEERS/ace``),
@@ -63,14 +65,17 @@ pot = etnpot.ETNPotential.random(m["species"], init=f["init"], noise=f["init_noi
 settings = FIT.FitSettings(sweeps=sweeps, ridge=f["ridge"], radial_steps=0, lm_steps=0, tol=-1.0, seed=f["seed"])
 weights = FIT.Weights(energy=w["energy"], forces=w["forces"], stress=0.0)
 with threadpool_limits(threads):
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     fitter = FIT.ALSFitter(pot, train, valid, weights=weights, settings=settings, progress=False)
     fitter.run()
     seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     tab = error_table(pot, test)
 phases["rows"] = phases.pop("rows + QR", 0.0) - phases.get("QR", 0.0)
 print("RESULT " + json.dumps({
-    "seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "seconds": seconds, "cpu_user": r1.ru_utime - r0.ru_utime, "cpu_system": r1.ru_stime - r0.ru_stime,
+    "minor_faults": r1.ru_minflt - r0.ru_minflt, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     "phases": phases, "num_parameters": pot.num_parameters, "n_train": len(train),
     "n_train_atoms": sum(len(c.atoms) for c in train),
     "test": {"energy_rmse": tab["energy"]["rmse"], "energy_mae": tab["energy"]["mae"],
@@ -132,13 +137,16 @@ def main():
                     r = run_version(src, cfg, args.configs, args.sweeps, threads)
                     res[label] = r
                     ph = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r["phases"].items()))
-                    print(f"{case} {label:6s} threads={threads}: {r['seconds']:7.1f} s, peak {r['peak_mb']:6.0f} MB, "
+                    print(f"{case} {label:6s} threads={threads}: {r['seconds']:7.1f} s wall, CPU {r['cpu_user']:.1f} s user + "
+                          f"{r['cpu_system']:.1f} s system, {r['minor_faults']} minor faults, peak {r['peak_mb']:6.0f} MB, "
                           f"{r['n_train']} configs / {r['n_train_atoms']} atoms, {r['num_parameters']} parameters; "
                           f"test RMSE E {r['test']['energy_rmse']:.3f} meV/atom F {r['test']['forces_rmse']:.4f} eV/Å; "
                           f"{ph}", flush=True)
                 if "before" in res:
                     b, n = res["before"], res["now"]
-                    print(f"{case} threads={threads}: before/now time {b['seconds'] / n['seconds']:.2f}x, "
+                    cpu = lambda r: r["cpu_user"] + r["cpu_system"]
+                    print(f"{case} threads={threads}: before/now wall {b['seconds'] / n['seconds']:.2f}x, "
+                          f"CPU {cpu(b) / cpu(n):.2f}x, "
                           f"test RMSE now/before E {n['test']['energy_rmse'] / b['test']['energy_rmse']:.4f} "
                           f"F {n['test']['forces_rmse'] / b['test']['forces_rmse']:.4f}", flush=True)
                 records.append({"case": case, "config": CASES[case], "threads": threads, "sweeps": args.sweeps,

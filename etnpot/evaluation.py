@@ -8,31 +8,32 @@ list, the rest bookkeeping):
 
 **1. Dense tensor train.**  Site ``s`` has the dense full core ``G_s`` of shape
 ``(D_l, D_f, D_r)`` (:meth:`EquivariantTT.full_core`: bond index ``(irrep, m, r)``, input index
-``(f, m, c)``), and the same flat input ``x`` (``(n, D_f)``) enters every site.  With
-``A_s = G_s`` reshaped to ``(D_l D_f, D_r)`` the left environments are
+``(f, m, c)``), and the same flat input ``x`` (``(n, D_f)``) enters every site.  Per atom the
+transfer matrix of site ``s`` is one GEMM over all atoms, ``(n, D_f) @ (D_f, D_l D_r)``:
 
 .. math::
 
-    L_0 = 1, \qquad L_{s+1} = (L_s \otimes x)\, A_s, \qquad E = L_d ,
+    E_s[a, b] = \sum_j x_j\, G_s[a, j, b], \qquad
+    L_1 = E_0,\; L_{s+1} = L_s E_s, \qquad R_{d-1} = E_{d-1},\; R_s = E_s R_{s+1}, \qquad
+    E = L_{d-1} \cdot R_{d-1}
 
-one GEMM ``(n, D_l D_f) @ (D_l D_f, D_r)`` per site (for ``s = 0``, ``L_0 \otimes x = x``).
-Reverse mode: with ``W_d = 1`` and ``W_s = \partial E / \partial L_s``,
+(``L_s``, ``R_s``: the left and right environments of bond ``s``, vectors per atom; the first
+and last cores have ``D_l = 1`` resp. ``D_r = 1``, so ``E_0`` and ``E_{d-1}`` are vectors).
+The energy is multilinear in the sites' inputs and the same ``x`` enters every site, so
 
 .. math::
 
-    U_s = W_{s+1} A_s^T \;\;(n, D_l, D_f), \qquad
-    \frac{\partial E}{\partial x} \mathrel{+}= \sum_a L_s[a]\, U_s[a, :], \qquad
-    W_s = \sum_j U_s[:, j]\, x_j ,
+    \frac{\partial E}{\partial x_j} = \sum_s \sum_{a b} L_s[a]\, G_s[a, j, b]\, R_{s+1}[b]
+      = \sum_s (L_s \otimes R_{s+1})\, G_s^{x\,T},
 
-again one GEMM per site and two batched contractions over ``a`` and ``j`` (the sum over sites
-of ``dE/dx`` because the same ``x`` enters every site; this equals the brief's
-``sum_s L_s G_s R_{s+1}``).  The last site (``D_r = 1``, ``W_d = 1``) needs no GEMM over atoms:
-``U_{d-1}`` is the matrix ``M = A_{d-1}`` read as ``(D_l, D_f)``, so ``W_{d-1} = x M^T``,
-``dE/dx += L_{d-1} M`` and ``E = sum_a L_{d-1}[a] W_{d-1}[a]``.  For a small bond (Zuo Si:
-``D = 27``, ``D_f = 55``) this is about ``4 D_l D_f D_r`` flops per middle site in BLAS-3,
-instead of a dozen broadcast products of ``3 x 5``-sized matrices per coupling path; the
-dense core is mostly zeros (CG sparsity: 11 % filled for Zuo Si), so for big bonds the
-block-sparse path wins.  :func:`choose` counts both costs at load time.
+one more GEMM ``(n, D_l D_r) @ (D_l D_r, D_f)`` per site (``L_0 = R_d = 1``).  The products
+``L_s E_s`` and ``E_s R_{s+1}`` are batched matrix-vector products over atoms.  For a small
+bond (Zuo Si: ``D = 27``, ``D_f = 55``) that is ``4 D_l D_f D_r`` flops per middle site in
+BLAS-3, instead of a dozen broadcast products of ``3 x 5``-sized matrices per coupling path.
+The dense core is mostly zeros (CG sparsity: 11 % filled for Zuo Si), so for big bonds the
+block-sparse path wins; :func:`choose` counts both costs at load time.  (Measured against the
+alternative ``L_{s+1} = (L_s \otimes x) A_s``, which never forms ``E_s``: 30 % slower, its
+temporaries are ``D_l D_f`` per atom instead of ``D_l D_r``.)
 
 **2. Features through the Chebyshev coefficients.**  The radial functions are
 ``R_{lc}(r; z_i, z_j) = sum_n W[z_i, z_j, l, c, n] Q_n(r)`` (:meth:`OneParticleBasis.pair_weights`,
@@ -84,8 +85,9 @@ CHUNK = 256  # atoms per chunk of the fast path: ~7,000 pairs at 28 neighbours, 
 class DenseTT:
     """The dense form of an :class:`~etnpot.tt.EquivariantTT` on one array library and dtype.
 
-    ``A[s]``: ``(D_l D_f, D_r)``; ``At[s]``: its transpose, contiguous; ``M``: the last core as
-    ``(D_l, D_f)``; ``blocks``: the core blocks it was made from (to detect a changed model)."""
+    ``Gx[s]``: core ``s`` as ``(D_f, D_l D_r)`` (the transfer-matrix map ``x -> E_s``), ``GxT[s]``
+    its transpose, both contiguous; ``blocks``: the core blocks it was made from (to detect a
+    changed model)."""
 
     def __init__(self, tt, like):
         backend, dtype = infer_backend(like), get_dtype_name(like)
@@ -95,15 +97,14 @@ class DenseTT:
             raise ValueError(f"the dense evaluation needs an invariant last bond, got {tt.bonds[-1]}")
         self.blocks = [tuple(c.values()) for c in tt.cores]
         self.order = tt.order
-        self.A, self.At, self.shapes = [], [], []
+        self.Gx, self.GxT, self.shapes = [], [], []
         for s in range(tt.order):
             G = tt.full_core(s)
             Dl, Df, Dr = G.shape
             self.shapes.append((Dl, Df, Dr))
-            A = G.reshape(Dl * Df, Dr)
-            self.A.append(conv(A))
-            self.At.append(conv(A.T))
-        self.M = self.At[-1].reshape(self.shapes[-1][0], self.shapes[-1][1])  # (D_l, D_f) of the last core
+            Gx = G.transpose(1, 0, 2).reshape(Df, Dl * Dr)
+            self.Gx.append(conv(Gx))
+            self.GxT.append(conv(Gx.T))
 
     def stale(self, tt) -> bool:
         return len(self.blocks) != tt.order or any(
@@ -111,37 +112,29 @@ class DenseTT:
 
     def value_and_grad(self, x, grad=True, envs=False):
         """Value ``(n,)`` and ``dE/dx`` ``(n, D_f)`` (``None`` if not ``grad``) of flat inputs ``x``
-        ``(n, D_f)``; with ``envs`` also the flat left and right environments ``{s: L_s}``,
-        ``{s: W_s}`` (``W_s = dE/dL_s``, the right environment of bond ``s``) for ``s = 1..d-1``."""
-        n = x.shape[0]
-        d = self.order
-        if d == 1:  # one site: E = x . M[0]
-            v = x @ self.M[0]
-            g = do("ones", (n, 1), like=x, dtype=get_dtype_name(x)) * self.M[0][None, :] if grad or envs else None
+        ``(n, D_f)``; with ``envs`` also the flat left and right environments ``{s: L_s}`` and
+        ``{s: R_s}`` for ``s = 1..d-1``."""
+        n, d = x.shape[0], self.order
+        if d == 1:  # one site: E = x . G[0, :, 0]
+            v = (x @ self.Gx[0])[:, 0]
+            g = do("ones", (n, 1), like=x, dtype=get_dtype_name(x)) * self.GxT[0] if grad or envs else None
             return (v, g, {}, {}) if envs else (v, g)
-        L = [None, x @ self.A[0]]  # L[s] for s = 1..d-1, each (n, D_l of site s)
-        outer = [None]  # L_s (x) x, kept for the reverse sweep
+        L, E = {1: x @ self.Gx[0]}, {}
         for s in range(1, d - 1):
             Dl, Df, Dr = self.shapes[s]
-            U = (L[s][:, :, None] * x[:, None, :]).reshape(n, Dl * Df)
-            outer.append(U)
-            L.append(U @ self.A[s])
-        W = x @ _swap2(self.M)  # W_{d-1} (n, D_l)
-        v = do("sum", L[d - 1] * W, axis=1)
+            E[s] = (x @ self.Gx[s]).reshape(n, Dl, Dr)
+            L[s + 1] = (L[s][:, None, :] @ E[s])[:, 0, :]
+        R = {d - 1: x @ self.Gx[d - 1]}  # the last core is (D_l, D_f, 1): R_{d-1} = E_{d-1}
+        v = do("sum", L[d - 1] * R[d - 1], axis=1)
         if not (grad or envs):
             return v, None
-        Ws = {d - 1: W}
-        g = L[d - 1] @ self.M
+        g = L[d - 1] @ self.GxT[d - 1]
         for s in range(d - 2, 0, -1):
             Dl, Df, Dr = self.shapes[s]
-            U = (W @ self.At[s]).reshape(n, Dl, Df)
-            g = g + (L[s][:, None, :] @ U)[:, 0, :]
-            W = (U @ x[:, :, None])[:, :, 0]
-            Ws[s] = W
-        g = g + W @ self.At[0]
-        if envs:
-            return v, g, {s: L[s] for s in range(1, d)}, Ws
-        return v, g
+            g = g + (L[s][:, :, None] * R[s + 1][:, None, :]).reshape(n, Dl * Dr) @ self.GxT[s]
+            R[s] = (E[s] @ R[s + 1][:, :, None])[:, :, 0]
+        g = g + R[1] @ self.GxT[0]
+        return (v, g, L, R) if envs else (v, g)
 
 
 def _swap2(a):
@@ -173,7 +166,7 @@ def cost_counts(tt) -> dict:
     for s in range(tt.order):
         Dl, Df, Dr = _dense_shape(tt, s)
         if 0 < s < tt.order - 1:
-            dense += 4 * Dl * Df * Dr + 6 * Dl * Df
+            dense += 4 * Dl * Df * Dr + 6 * Dl * Dr
         else:
             dense += 4 * Dl * Df * Dr
     flops, calls = 0, 0

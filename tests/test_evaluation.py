@@ -134,10 +134,10 @@ def test_torch_and_float32_dense():
     pt = pot.copy().to("torch")
     pt.evaluation = "dense"
     _close(ref, pt.compute(configs))
-    assert isinstance(evaluation.dense_tt(pt.tt, torch.zeros(1, dtype=torch.float64)).A[1], torch.Tensor)
+    assert isinstance(evaluation.dense_tt(pt.tt, torch.zeros(1, dtype=torch.float64)).Gx[1], torch.Tensor)
     p32 = pot.copy().to("numpy", "float32")
     p32.evaluation = "dense"
     b = p32.compute(configs)
-    assert evaluation.dense_tt(p32.tt, np.zeros(1, np.float32)).A[1].dtype == np.float32
+    assert evaluation.dense_tt(p32.tt, np.zeros(1, np.float32)).Gx[1].dtype == np.float32
     err = np.abs(b["forces"] - ref["forces"]).max() / np.abs(ref["forces"]).max()
     assert 0 < err < 1e-5, err

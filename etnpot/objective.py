@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 
 from . import chunks as C
+from . import defaults as D
 from .data import Configuration
 
 __all__ = ["Weights", "Objective"]
@@ -34,9 +35,9 @@ class Weights:
     (per component).  ``config_types`` overrides them per config type, e.g.
     ``{"Surface": {"energy": 10.0}}``."""
 
-    energy: float = 1000.0
-    forces: float = 1.0
-    stress: float = 100.0
+    energy: float = D.WEIGHTS["energy"]  # etnpot.defaults
+    forces: float = D.WEIGHTS["forces"]
+    stress: float = D.WEIGHTS["stress"]
     config_types: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -34,6 +34,7 @@ import logging
 import numpy as np
 
 from . import linearization
+from .defaults import MODEL as DEFAULT_MODEL
 from .features import OneParticleBasis
 from .neighbors import Graph, build_graph
 from .so3 import Irrep, Irreps, natural_irrep
@@ -122,8 +123,10 @@ class ETNPotential:
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def build(cls, species, r_cut=5.0, order=4, l_max=3, rank=8, *, n_basis=8, n_channels=None,
-              species_rank=None, r_min=None, o3=True, bond_l_max=None) -> "ETNPotential":
+    def build(cls, species, r_cut=DEFAULT_MODEL["r_cut"], order=DEFAULT_MODEL["order"], l_max=DEFAULT_MODEL["l_max"],
+              rank=DEFAULT_MODEL["rank"], *, n_basis=DEFAULT_MODEL["n_basis"], n_channels=DEFAULT_MODEL["n_channels"],
+              species_rank=DEFAULT_MODEL["species_rank"], r_min=DEFAULT_MODEL["r_min"], o3=DEFAULT_MODEL["o3"],
+              bond_l_max=DEFAULT_MODEL["bond_l_max"]) -> "ETNPotential":
         """A model with the given hyper-parameters and all-zero cores (``E = sum E0``).
 
         Parameters
@@ -171,7 +174,8 @@ class ETNPotential:
         return pot
 
     @classmethod
-    def random(cls, species, r_cut=5.0, order=4, l_max=3, rank=8, seed=0, *, init="random",
+    def random(cls, species, r_cut=DEFAULT_MODEL["r_cut"], order=DEFAULT_MODEL["order"], l_max=DEFAULT_MODEL["l_max"],
+               rank=DEFAULT_MODEL["rank"], seed=0, *, init="random",
                noise=1.0, **kwargs) -> "ETNPotential":
         """A model with random cores (for tests, and the fit's initialization).
 

@@ -419,6 +419,9 @@ def grow(pot: ETNPotential, train, validation, weights=None, settings=None, grow
                 fitter.run()
                 c_loss, c_table = _evaluate(cand, train, validation, weights, settings, client)
                 kept = c_loss < best * (1.0 - gs.tol)
+                if gs.max_parameters is not None and cand.num_parameters > gs.max_parameters:
+                    kept = False  # two-site DMRG (settings.two_site) may have raised the ranks past the budget
+                    over_budget = True
                 growth.append(_entry(step, cand, c_loss, c_table, time.perf_counter() - t0, kept))
                 bar.update(1)
                 log.info("grow: %s -> %d parameters, validation loss %.5g (best %.5g)%s: %s", step,

@@ -149,6 +149,20 @@ def test_budget_below_start_is_an_error(model_and_data):
         grow(pot, data, [], grow_settings={}, progress=False)
 
 
+def test_growth_stops_at_target_and_time(model_and_data):
+    pot, data = model_and_data  # the data are the model's own labels: zero validation error
+    model, growth = grow(pot, data[:4], data[4:], grow_settings={"target_forces_rmse": 1e-6}, fit_start=False,
+                         progress=False)
+    assert model is pot and len(growth) == 1 and growth[0]["kept"]
+    assert pot.metadata["growth"]["stopped"] == "targets met"
+    other = pot.copy()
+    other.e0 += 0.1  # a nonzero error, but no time left
+    model, growth = grow(other, data[:4], data[4:], grow_settings={"max_seconds": 1e-6}, fit_start=False,
+                         progress=False, start_seconds=1.0)
+    assert model is other and len(growth) == 1 and growth[0]["seconds"] >= 1.0
+    assert other.metadata["growth"]["stopped"].startswith("time budget max_seconds")
+
+
 def test_targets_met():
     gs = GrowSettings(target_forces_rmse=0.1, target_energy_rmse=5.0)
     t = {"energy": {"rmse": 4.0}, "forces": {"rmse": 0.09}}

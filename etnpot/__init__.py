@@ -16,6 +16,7 @@ from ._version import __version__
 from .calculator import ETNCalculator
 from .io import FORMAT_VERSION, ModelFileError, load, read_header, save
 from .potential import ETNPotential, LinearMap
+from .prune import prune
 from .so3 import Irrep, Irreps
 from .tt import EquivariantTT
 
@@ -26,6 +27,7 @@ __all__ = [
     "ETNCalculator",
     "EquivariantTT",
     "LinearMap",
+    "prune",
     "Irrep",
     "Irreps",
     "save",

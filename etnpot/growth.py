@@ -154,7 +154,11 @@ def grow_rank(pot: ETNPotential, irrep=None, by: int = 1) -> ETNPotential:
     tt = pot.tt
     if tt.order < 2:
         raise CannotGrow("an order-1 model has no inner bond to grow")
-    irreps = sorted(_max_bond(tt)) if irrep is None else [Irrep.parse(irrep)]
+    if irrep is None:
+        irreps = sorted(_max_bond(tt))
+    else:
+        ir = Irrep.parse(irrep)
+        irreps = [ir if pot.o3 else Irrep(ir.l, 0)]  # an SO(3) model's irreps carry no parity
     bonds = list(tt.bonds)
     for k in range(1, tt.order):
         mult = dict(bonds[k])
@@ -163,7 +167,8 @@ def grow_rank(pot: ETNPotential, irrep=None, by: int = 1) -> ETNPotential:
         bonds[k] = Irreps(mult)
     new_tt = _embed_cores(tt, tt.inputs, bonds).trim()
     if [str(b) for b in new_tt.bonds] == [str(b) for b in tt.bonds]:
-        raise CannotGrow(f"rank{'' if irrep is None else ' of ' + str(irrep)}: every inner bond is at its rank bound")
+        raise CannotGrow(f"rank{'' if irrep is None else ' of ' + str(irreps[0])}: no inner bond can grow (each is at "
+                         "its rank bound, or no coupling path reaches the irrep)")
     return _new_potential(pot, _copy_basis(pot.basis), new_tt, "rank" if irrep is None else f"rank:{irrep}")
 
 

@@ -121,6 +121,8 @@ def test_cannot_grow():
     tiny = etnpot.ETNPotential.random(["Si"], r_cut=4.0, order=2, l_max=0, rank=8, n_basis=1)
     with pytest.raises(CannotGrow, match="rank bound"):
         grow_rank(tiny)
+    so3 = etnpot.ETNPotential.random(["Si"], r_cut=4.0, order=3, l_max=2, rank=1, n_basis=3, o3=False)
+    assert grow_rank(so3, "1e").tt.bonds[1].mult(etnpot.so3.Irrep(1, 0)) == 2  # SO(3): parity ignored
 
 
 @pytest.mark.parametrize("grow_cfg, key", [

@@ -9,11 +9,19 @@ Public API::
     pot = etnpot.ETNPotential.random(species=["Cu", "Au"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0)
     atoms.calc = etnpot.ETNCalculator(pot)
     pot.save("m.etn"); pot2 = etnpot.load("m.etn")
+
+    train, valid = etnpot.split_train_validation(etnpot.read_dataset("train.xyz"), 0.1)
+    etnpot.ALSFitter(pot, train, valid, weights=etnpot.Weights(), settings=etnpot.FitSettings()).run()
+    print(etnpot.format_error_table(etnpot.error_table(pot, valid)))
 """
 import logging
 
 from ._version import __version__
 from .calculator import ETNCalculator
+from .data import read_dataset, split_train_validation
+from .fit import ALSFitter, FitSettings, fit
+from .metrics import error_table, format_error_table
+from .objective import Weights
 from .io import FORMAT_VERSION, ModelFileError, load, read_header, save
 from .potential import ETNPotential, LinearMap
 from .prune import prune
@@ -28,6 +36,14 @@ __all__ = [
     "EquivariantTT",
     "LinearMap",
     "prune",
+    "ALSFitter",
+    "FitSettings",
+    "Weights",
+    "fit",
+    "read_dataset",
+    "split_train_validation",
+    "error_table",
+    "format_error_table",
     "Irrep",
     "Irreps",
     "save",

@@ -1,5 +1,6 @@
 """Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
-``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`).
+``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`),
+``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`).
 
 ``main(argv)`` runs in-process (tests call it); the console script ``etnpot`` calls it.
 """
@@ -145,6 +146,53 @@ def _cmd_lammps(args) -> int:
     return 0
 
 
+def _cmd_prune(args) -> int:
+    import os
+
+    import numpy as np
+
+    from .config import load_config
+    from .io import load
+    from .metrics import format_error_table
+    from .objective import Weights
+    from .prune import prune
+    from .workflow import read_splits
+
+    pot = load(args.model)
+    if args.config:
+        cfg = load_config(args.config)
+    else:
+        cfg = ((pot.metadata.get("provenance") or {}).get("config"))
+        if not cfg:
+            raise ValueError(f"{args.model} records no fit configuration: give --config")
+    train, validation, _ = read_splits(cfg, data_dir=args.data_dir)
+    if not validation:
+        raise ValueError("the configuration gives no validation split (validation_fraction or validation files)")
+    w = cfg.get("weights") or {}
+    weights = Weights(**{k: w[k] for k in ("energy", "forces", "stress", "config_types") if k in w})
+    big = max(validation, key=lambda c: len(c.atoms)).atoms  # a cell of >= 1,000 atoms for the timing
+    reps = int(np.ceil((1000 / len(big)) ** (1 / 3))) if all(big.pbc) else 1
+    timing = big.repeat((reps, reps, reps))
+    rep = prune(pot, validation, args.tolerance, train=train, weights=weights,
+                ridge=float((cfg.get("fit") or {}).get("ridge", 1e-8)), timing_atoms=timing, progress=not args.quiet)
+    out = args.output or os.path.splitext(args.model)[0] + "_pruned.etn"
+    pot.save(out)
+    print(f"tolerance      {rep['tolerance']:g}: dropped {len(rep['dropped'])} coupling paths")
+    for name, c in rep["contributions"].items():
+        print(f"  {name:<28} contribution {c:.3g}")
+    print(f"bonds          {'; '.join(rep['bonds'])}")
+    print(f"parameters     {rep['num_parameters_before']} -> {rep['num_parameters']}")
+    print(f"time per atom  {rep['us_per_atom_before']:.1f} -> {rep['us_per_atom_after']:.1f} µs (energy + forces, "
+          f"{len(timing)} atoms, this machine)")
+    print(format_error_table(rep["errors_before"], "validation before"))
+    print(format_error_table(rep["errors_after"], "validation after"))
+    print(f"saved          {out}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rep, fh, indent=2, default=str)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -194,6 +242,17 @@ def main(argv=None) -> int:
     p.add_argument("--no-grades", action="store_true", help="do not compute extrapolation grades")
     p.add_argument("-q", "--quiet", action="store_true", help="no LAMMPS screen output")
     p.set_defaults(func=_cmd_lammps)
+    p = sub.add_parser("prune", help="drop coupling paths whose contribution to the validation predictions is "
+                                     "below a tolerance, refit, report parameters, time and errors")
+    p.add_argument("model")
+    p.add_argument("--tolerance", type=float, required=True,
+                   help="relative contribution (to the validation energies or forces) below which a path is dropped")
+    p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
+    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
+    p.add_argument("--output", default=None, help="pruned model file (default MODEL_pruned.etn)")
+    p.add_argument("--json", default=None, help="write the report as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prune)
     p = sub.add_parser("demo", help="the main job on the embedded default (no arguments needed)")
     p.add_argument("--output", default="etnpot-demo.etn", help="where to save the model")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -170,7 +170,7 @@ def least_squares(chunk, pot, weights, what, k, fit_e0, want_stress, memory_mb=2
         maps = [pot.core_linear_map(kk, g, **kw) for kk in range(pot.order)]
         A, y = weighted_rows(maps, t, fit_e0, want_stress, theta0=pot.tt.core_vector(0))
     elif what == "features":
-        cur = pot._compute_graph(g, forces=True, stress=want_stress)
+        cur = pot.compute(g, forces=True, stress=want_stress)
         A, y = weighted_rows([pot.feature_linear_map(g, **kw)], t, fit_e0, want_stress, current=cur)
     else:
         raise ValueError(f"unknown local problem {what!r}")
@@ -182,7 +182,7 @@ def least_squares(chunk, pot, weights, what, k, fit_e0, want_stress, memory_mb=2
 def data_loss(chunk, pot, weights, want_stress) -> float:
     """The chunk's share of the data loss (summed over its configurations)."""
     g, t = _prepared(chunk, pot, weights)
-    res = pot._compute_graph(g, forces=True, stress=want_stress)
+    res = pot.compute(g, forces=True, stress=want_stress)
     total = float(np.sum(t["Ew"] * ((res["energy"] - t["E"]) / t["N"]) ** 2))
     total += float(np.sum(t["Fw"] * (res["forces"].ravel() - t["F"]) ** 2))
     if want_stress:

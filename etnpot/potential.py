@@ -305,7 +305,9 @@ class ETNPotential:
         return [(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
 
     def compute(self, atoms_list, forces=True, stress=True, grades=False) -> dict:
-        """Energies, forces and stresses of one ``ase.Atoms`` or a list of them (batched).
+        """Energies, forces and stresses of one ``ase.Atoms`` or a list of them (batched), or of a
+        prebuilt neighbour :class:`~etnpot.neighbors.Graph` of them (:meth:`graph`), which callers
+        that evaluate the same configurations repeatedly (the fit) keep.
 
         Returns a dict: ``energy`` ``(n_configs,)`` eV, ``energies`` ``(n_atoms,)`` eV (per atom,
         E0 included), and if asked ``forces`` ``(n_atoms, 3)`` eV/Å, ``stress`` ``(n_configs, 6)``
@@ -315,7 +317,7 @@ class ETNPotential:
         ``close_pairs``, the number of atom pairs closer than the inner distance ``r_min``.
         Atoms of all configurations are concatenated in order.
         """
-        g = self.graph(atoms_list)
+        g = atoms_list if isinstance(atoms_list, Graph) else self.graph(atoms_list)
         if self.threads is None:
             return self._compute_graph(g, forces, stress, grades)
         from threadpoolctl import threadpool_limits

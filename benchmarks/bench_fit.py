@@ -3,6 +3,7 @@
     python benchmarks/bench_fit.py --before 2316529                      # Zuo Si d4 r3 and InP d3 l1 r3
     python benchmarks/bench_fit.py --before 2316529 --cases si --configs 60 --sweeps 1   # a quick look
     python benchmarks/bench_fit.py --before 2316529 --cases si --threads 1 2             # thread scaling
+    python benchmarks/bench_fit.py --before 2316529 --cases si --skip-before --workers 1 2   # Dask workers
 
 For every case (a campaign config under ``fitting/``: ``si`` = ``zuo2020/Si_d4_r3.toml``, ``inp`` =
 ``inp/InP_d3_l1_r3.toml``) and every code version, one fresh Python process reads the split of the
@@ -34,7 +35,7 @@ CASES = {"si": "fitting/zuo2020/Si_d4_r3.toml", "inp": "fitting/inp/InP_d3_l1_r3
 DRIVER = r"""
 import json, os, resource, sys, time
 from threadpoolctl import threadpool_limits
-cfg_path, n_configs, sweeps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cfg_path, n_configs, sweeps, threads, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 import etnpot, etnpot.chunks as C, etnpot.lstsq as LS, etnpot.fit as FIT
 from etnpot.config import load_config
 from etnpot.workflow import read_splits
@@ -67,7 +68,11 @@ weights = FIT.Weights(energy=w["energy"], forces=w["forces"], stress=0.0)
 with threadpool_limits(threads):
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    fitter = FIT.ALSFitter(pot, train, valid, weights=weights, settings=settings, progress=False)
+    client = None
+    if workers:  # a LocalCluster of single-threaded worker processes (etnpot.distributed)
+        from etnpot.distributed import start_client
+        client = start_client("local", workers)
+    fitter = FIT.ALSFitter(pot, train, valid, weights=weights, settings=settings, progress=False, client=client)
     fitter.run()
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -83,11 +88,11 @@ print("RESULT " + json.dumps({
 """
 
 
-def run_version(src, cfg, n_configs, sweeps, threads):
+def run_version(src, cfg, n_configs, sweeps, threads, workers=0):
     env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     env.setdefault("ETNPOT_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    p = subprocess.run([sys.executable, "-c", DRIVER, cfg, str(n_configs), str(sweeps), str(threads)],
+    p = subprocess.run([sys.executable, "-c", DRIVER, cfg, str(n_configs), str(sweeps), str(threads), str(workers)],
                        env=env, cwd=src, capture_output=True, text=True)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -119,6 +124,8 @@ def main():
     ap.add_argument("--sweeps", type=int, default=2)
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--skip-before", action="store_true", help="time the current code only")
+    ap.add_argument("--workers", type=int, nargs="+", default=[],
+                    help="also time the current code on local Dask clusters of these many workers (1 BLAS thread each)")
     ap.add_argument("--ace", action="store_true", help="also fit linear ACE where its environment exists")
     args = ap.parse_args()
     wt = tempfile.mkdtemp(prefix="etnpot_before_")
@@ -151,6 +158,12 @@ def main():
                           f"F {n['test']['forces_rmse'] / b['test']['forces_rmse']:.4f}", flush=True)
                 records.append({"case": case, "config": CASES[case], "threads": threads, "sweeps": args.sweeps,
                                 "configs": args.configs, "before_commit": args.before, "load_at_start": load[0], **res})
+            for workers in args.workers:
+                r = run_version(ROOT, cfg, args.configs, args.sweeps, 1, workers)
+                print(f"{case} now    workers={workers}: {r['seconds']:7.1f} s wall, peak (client) {r['peak_mb']:6.0f} MB; "
+                      f"test RMSE E {r['test']['energy_rmse']:.3f} meV/atom F {r['test']['forces_rmse']:.4f} eV/Å", flush=True)
+                records.append({"case": case, "config": CASES[case], "workers": workers, "sweeps": args.sweeps,
+                                "configs": args.configs, "now": r})
             if args.ace:
                 ace, why = run_ace(cfg)
                 print(f"{case} linear ACE: " + (why or f"{ace['wall_seconds']:.1f} s wall, {json.dumps(ace.get('test', {}))}"))

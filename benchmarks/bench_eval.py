@@ -1,0 +1,178 @@
+"""Evaluation speed of the committed fits (issue 15): µs/atom of energy + forces, all variants in one run.
+
+    python benchmarks/bench_eval.py [--sizes 1000 8000 27000] [--repeat 3] [--split] [--prune 0.7 1 2 6]
+
+For the Zuo Si d4 model (fitting/zuo2020/Si_d4_r3.etn, diamond Si) and the InP d3 l_max 1 model
+(fitting/inp/InP_d3_l1_r3.etn, zincblende InP), rattled cubic cells of 1,000 / 8,000 / 27,000
+atoms, the median of ``--repeat`` calls (after a warm-up) of ``pot.compute(atoms, forces=True,
+stress=False)`` (neighbour list included) for
+
+* ``reference``: the block-sparse path (``pot.evaluation = "reference"``), 1 thread;
+* ``fast``: :mod:`etnpot.evaluation` (contraction chosen per model), 1 thread;
+* ``fast f32``: the same with ``pot.to("numpy", "float32")``, 1 thread;
+* ``fast 2thr``: the fast path with 2 BLAS threads;
+
+and ASE's EMT on fcc Cu of the same sizes (the only peer installed here: the MTP peers of
+benchmarks/bench_peers.py need their own virtual environments, which do not exist on this
+machine).  Ratios are printed side by side from the same run.  ``--split`` prints the time of
+each part of both paths at the first size; ``--prune`` the tolerance / µs-per-atom /
+validation-error trade-off of :func:`etnpot.prune` on the Si model (needs the Zuo data:
+``ETNPOT_DATA``).
+"""
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+from ase.build import bulk
+from threadpoolctl import threadpool_limits
+
+import etnpot
+from etnpot import evaluation
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = {"Si d4 (Zuo)": os.path.join(HERE, "..", "fitting", "zuo2020", "Si_d4_r3.etn"),
+          "InP d3 l1": os.path.join(HERE, "..", "fitting", "inp", "InP_d3_l1_r3.etn")}
+
+
+def cell(kind, n):
+    if kind == "Cu":
+        k = round((n / 4) ** (1 / 3) / 2 ** (1 / 3))
+        a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((k, k, round(n / (4 * k * k))))
+    else:
+        k = round((n / 8) ** (1 / 3))
+        a = bulk(kind, "zincblende" if kind == "InP" else "diamond", a=5.87 if kind == "InP" else 5.43,
+                 cubic=True).repeat((k, k, k))
+    a.rattle(0.02, seed=0)
+    return a
+
+
+def median_time(fn, repeat):
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def variants(path):
+    ref = etnpot.load(path)
+    ref.evaluation = "reference"
+    fast = etnpot.load(path)
+    f32 = etnpot.load(path).to("numpy", "float32")
+    return [("reference", ref, 1), ("fast", fast, 1), ("fast f32", f32, 1), ("fast 2thr", fast, 2)]
+
+
+def split(pot, atoms, repeat):
+    """Seconds per atom of each part, both paths, 1 thread."""
+    from etnpot.features import OneParticleBasis  # noqa: F401  (the reference's parts)
+
+    g = pot.graph(atoms)
+    n = len(atoms)
+    out = {"neighbour list": median_time(lambda: pot.graph(atoms), repeat) / n}
+    blocks, cache = pot.basis.compute(g)
+    v, gx, _, _ = pot.tt.value_grad_envs(blocks)
+    out["reference: features"] = median_time(lambda: pot.basis.compute(g), repeat) / n
+    out["reference: contraction"] = median_time(lambda: pot.tt.value_grad_envs(blocks), repeat) / n
+    out["reference: pull-back"] = median_time(lambda: pot.basis.pair_gradients(gx, cache), repeat) / n
+    p = pot.copy()
+    p.evaluation = "reference"
+    out["reference: total (graph given)"] = median_time(lambda: p._compute_graph(g, True, False), repeat) / n
+    W = evaluation.weights(pot.basis)
+    first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))
+    size = evaluation.CHUNK
+    chunks = [(s, min(n, s + size), int(first[s]), int(first[min(n, s + size)])) for s in range(0, n, size)]
+    feats = [evaluation.features(pot.basis, g, *c, W) for c in chunks]
+    xs = [np.concatenate([b.reshape(len(b), -1) for b in f[0]], axis=1) for f in feats]
+    dt = evaluation.dense_tt(pot.tt, xs[0])
+    grads = [dt.value_and_grad(x)[1] for x in xs]
+    pos = np.cumsum([0] + [ir.dim * c for ir, c in pot.tt.inputs])
+    gxs = [[gf[:, pos[f]:pos[f + 1]].reshape(fb[0][f].shape) for f in range(len(pos) - 1)] for gf, fb in zip(grads, feats)]
+    evaluation.compute_graph(pot, g, True, False)  # keep_freed_memory, caches
+    out["fast: features"] = median_time(lambda: [evaluation.features(pot.basis, g, *c, W) for c in chunks], repeat) / n
+    out["fast: contraction (dense)"] = median_time(lambda: [dt.value_and_grad(x) for x in xs], repeat) / n
+    out["fast: pull-back"] = median_time(lambda: [evaluation.pair_gradients(pot.basis, gx, f[1], g.species[c[0]:c[1]], W)
+                                                  for gx, f, c in zip(gxs, feats, chunks)], repeat) / n
+    out["fast: total (graph given)"] = median_time(lambda: evaluation.compute_graph(pot, g, True, False), repeat) / n
+    return out
+
+
+def prune_curve(tolerances, repeat):
+    from etnpot.config import load_config
+    from etnpot.objective import Weights
+    from etnpot.prune import prune
+    from etnpot.workflow import read_splits
+
+    toml = os.path.join(HERE, "..", "fitting", "zuo2020", "Si_d4_r3.toml")
+    cfg = load_config(toml)
+    train, val, _ = read_splits(cfg)
+    w = Weights(**{k: v for k, v in cfg["weights"].items() if k in ("energy", "forces", "stress")})
+    atoms = cell("Si", 1000)
+    print(f"\nprune trade-off, Si d4 (Zuo validation split, {len(val)} configurations; refit: one ALS sweep on "
+          f"{len(train)} training configurations); 1 thread, µs/atom at {len(atoms)} atoms")
+    print(f"{'tolerance':>10} {'paths':>6} {'params':>7} {'contraction':>11} {'µs/atom':>8} {'E RMSE meV/at':>14} "
+          f"{'F RMSE eV/Å':>12}  bonds")
+    with threadpool_limits(1):
+        for tol in [0.0] + list(tolerances):
+            pot = etnpot.load(MODELS["Si d4 (Zuo)"])
+            rep = prune(pot, val, tol, train=train, weights=w, ridge=cfg["fit"]["ridge"])
+            us = median_time(lambda: pot.compute(atoms, forces=True, stress=False), repeat) / len(atoms) * 1e6
+            e, f = rep["errors_after"]["energy"]["rmse"], rep["errors_after"]["forces"]["rmse"]
+            print(f"{tol:>10g} {sum(len(c) for c in pot.tt.cores):>6} {rep['num_parameters']:>7} "
+                  f"{evaluation.contraction(pot):>11} {us:>8.1f} {e:>14.3f} {f:>12.4f}  {'; '.join(rep['bonds'])}",
+                  flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000, 27000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--split", action="store_true")
+    ap.add_argument("--prune", type=float, nargs="*", default=None)
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    from ase.calculators.emt import EMT
+
+    for name, path in MODELS.items():
+        vs = variants(path)
+        kind = "InP" if "InP" in name else "Si"
+        print(f"\n{name}: {os.path.relpath(path)}, {vs[0][1].num_parameters} parameters, contraction "
+              f"{evaluation.contraction(vs[1][1])} ({evaluation.cost_counts(vs[1][1].tt)})")
+        if args.split:
+            atoms = cell(kind, args.sizes[0])
+            with threadpool_limits(1):
+                for part, t in split(vs[1][1], atoms, args.repeat).items():
+                    print(f"  split {part:<32} {t * 1e6:8.1f} µs/atom")
+        head = f"{'atoms':>7} " + " ".join(f"{v[0]:>11}" for v in vs) + f" {'EMT Cu':>9}  ratios: " + \
+            " ".join(f"ref/{v[0]}" for v in vs[1:]) + " fast/EMT"
+        print(head + "   (µs/atom)")
+        for n in args.sizes:
+            atoms = cell(kind, n)
+            ts = []
+            for label, pot, th in vs:
+                with threadpool_limits(th):
+                    pot.threads = th
+                    ts.append(median_time(lambda: pot.compute(atoms, forces=True, stress=False), args.repeat) / len(atoms))
+            cu = cell("Cu", n)
+            cu.calc = EMT()
+
+            def emt():
+                cu.calc.reset()
+                cu.get_forces()
+
+            with threadpool_limits(1):
+                t_emt = median_time(emt, args.repeat) / len(cu)
+            print(f"{len(atoms):>7} " + " ".join(f"{t * 1e6:>11.1f}" for t in ts) + f" {t_emt * 1e6:>9.1f}  ratios: " +
+                  " ".join(f"{ts[0] / t:>{len(v[0]) + 4}.2f}" for t, v in zip(ts[1:], vs[1:])) +
+                  f" {ts[1] / t_emt:>8.2f}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    if args.prune is not None:
+        prune_curve(args.prune, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

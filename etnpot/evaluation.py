@@ -186,9 +186,11 @@ def _dense_shape(tt, s):
     return tt.bonds[s].dim, Df, tt.bonds[s + 1].dim
 
 
-# measured on one core of the development machine (benchmarks/bench_eval.py --calibrate):
-# seconds per flop in a GEMM with >= 27 columns, per flop in the broadcast products of small
-# blocks, and per batched small-matrix product per atom
+# seconds per flop in the dense GEMMs, per flop in the broadcast products of small blocks, and
+# per small-matrix product per atom; fitted to one core of the development machine, where with
+# these constants the choice was right on all five shapes timed (256 atoms, min of 9; dense vs
+# block-sparse µs/atom): d3 l2 r3 6 vs 19, d4 l2 r4 38 vs 62, d4 l2 r6 77 vs 90 (dense);
+# d4 l3 r4 260 vs 221, d4 l3 r8 907 vs 244 (sparse)
 DENSE_S_PER_FLOP = 1 / 20e9
 SPARSE_S_PER_FLOP = 1 / 4e9
 SPARSE_S_PER_CALL = 0.15e-6

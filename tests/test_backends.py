@@ -88,7 +88,10 @@ def test_fit_on_torch_equals_fit_on_numpy():
     pots = []
     for backend in ("numpy", "torch"):
         s = student_for(teacher, order=2, rank=2, noise=0.1).to(backend)
-        ALSFitter(s, train, settings=FitSettings(sweeps=2, radial_steps=0), normalize=False, progress=False).run()
+        # ridge pinned: with the default 1e-8 the local solves amplify the libraries' last-bit differences
+        # to ~3e-9 relative in energy (1e-10 with 1e-7); the test is about the dispatch, not the ridge
+        ALSFitter(s, train, settings=FitSettings(sweeps=2, radial_steps=0, ridge=1e-7), normalize=False,
+                  progress=False).run()
         pots.append(s)
     a, b = (p.to("numpy").compute([c.atoms for c in test]) for p in pots)
     np.testing.assert_allclose(b["energy"], a["energy"], rtol=1e-9)

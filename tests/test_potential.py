@@ -404,7 +404,7 @@ def test_every_core_parameter_is_a_degree_of_freedom_of_the_dense_core(kwargs):
 
 
 def test_species_and_radial_parameter_counts_and_hyperparameters():
-    pot = etnpot.ETNPotential.random(["Cu", "Au"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0)
+    pot = etnpot.ETNPotential.random(["Cu", "Au"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0, n_basis=8)
     counts = pot.parameter_counts()
     # (l_max+1) K S^2 species weights; (l_max+1) C N K radial weights with C = N S channels by default
     assert counts["species_weights"] == 4 * 2 * 2 * 2 and counts["radial_weights"] == 4 * 16 * 8 * 2

@@ -111,8 +111,8 @@ def _write(path: str, header: dict, arrays: dict) -> str:
 def save(potential, path) -> str:
     """Write ``potential`` to ``path`` (conventionally ``*.etn``) atomically; returns the content hash.
 
-    If the model has an active set it is written to :func:`grade_path` ``(path)``; otherwise a
-    grade file left there by an earlier model is removed."""
+    If the model has an active set, computed for its current parameters, it is written to
+    :func:`grade_path` ``(path)``; otherwise a grade file left there by an earlier model is removed."""
     path = os.fspath(path)
     pot = potential
     b = pot.basis
@@ -124,6 +124,10 @@ def save(potential, path) -> str:
             arrays[_path_key(k, p)] = T
             paths.append([k, str(p[0]), int(p[1]), str(p[2])])
     aset = getattr(pot, "active_set", None)
+    if aset is not None and aset.fingerprint != model_fingerprint(pot):
+        log.warning("%s: the model's active set was computed for other parameters (they changed since): "
+                    "not saved; call etnpot.grade.fit_active_set again for extrapolation grades", path)
+        aset = None
     header = {
         "format": "etnpot",
         "format_version": FORMAT_VERSION,

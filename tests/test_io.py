@@ -177,6 +177,14 @@ def test_active_set_lives_in_a_grade_file(tmp_path, caplog):
     assert os.path.exists(side)
     bare.save(m)
     assert not os.path.exists(side) and etnpot.load(m).active_set is None
+    # an active set made stale by a change of parameters is not saved
+    stale = pot.copy()
+    stale.tt.set_core_vector(1, stale.tt.core_vector(1) * 1.01)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="etnpot.io"):
+        stale.save(tmp_path / "stale.etn")
+    assert "computed for other parameters" in caplog.text and not os.path.exists(grade_path(tmp_path / "stale.etn"))
+    assert etnpot.read_header(tmp_path / "stale.etn")["active_set"] is None
     # a corrupt grade file is an error that names it
     pot.save(m)
     open(side, "r+b").write(b"junk")

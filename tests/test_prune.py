@@ -83,3 +83,28 @@ def test_negative_tolerance_rejected(fitted):
 
 def test_module_function_exported():
     assert etnpot.prune is prune
+
+
+def test_cli_prune(tmp_path, capsys):
+    """``etnpot prune MODEL --tolerance T --config TOML``: data from the fit's configuration,
+    the pruned model saved, the report printed and written as JSON."""
+    import json
+
+    from etnpot.cli import main
+    from test_cli_fit import write_small_data
+
+    from fitdata import fit_toml
+
+    write_small_data(tmp_path)
+    (tmp_path / "fit.toml").write_text(fit_toml(order=2, rank=2, sweeps=1, validation_fraction=0.3))
+    pot, train, val = teacher_data(order=2, rank=2, n_train=8, n_test=3)
+    pot.save(tmp_path / "m.etn")
+    out = tmp_path / "p.etn"
+    assert main(["prune", str(tmp_path / "m.etn"), "--tolerance", "0", "--config", str(tmp_path / "fit.toml"),
+                 "--data-dir", str(tmp_path), "--output", str(out), "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "dropped 0 coupling paths" in text and "validation after" in text and "µs" in text
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["num_parameters"] == rep["num_parameters_before"] == pot.num_parameters
+    q = etnpot.load(out)
+    np.testing.assert_array_equal(q.compute([c.atoms for c in val])["forces"], pot.compute([c.atoms for c in val])["forces"])

@@ -89,17 +89,6 @@ def _tangent_blocks(basis, cache, layout_chunk, n):
     return out
 
 
-def _identity_blocks(tt, n, like):
-    """The identity as input tangents: blocks ``(n, D, 2l+1, C)`` with ``D`` the flat input size."""
-    D = sum(ir.dim * c for ir, c in tt.inputs)
-    eye, out, pos = np.eye(D), [], 0
-    for ir, c in tt.inputs:
-        blk = eye[:, pos : pos + ir.dim * c].reshape(D, ir.dim, c)
-        out.append(do("asarray", np.ascontiguousarray(np.broadcast_to(blk, (n,) + blk.shape)), like=like))
-        pos += ir.dim * c
-    return out
-
-
 METHODS = ("auto", "jacobian", "tangents", "reference")
 
 
@@ -160,9 +149,9 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb, method="au
                 phi = tt.site_design(k, L[k], x, R[k + 1])
                 dphi = tt.design_tangent(k, 1, x, dx, L, R)
             elif sites == 1 and use_jacobian:
-                # fewer inputs than tangents: the Jacobian J = dPhi/dx (the identity as tangents),
-                # then every tangent's row in one product per atom, dPhi = dx J
-                phi, J = tt.core_rows(k, x, _identity_blocks(tt, n, x[0]))
+                # fewer inputs than tangents: the Jacobian J = dPhi/dx, then every tangent's row
+                # in one product per atom, dPhi = dx J
+                phi, J = tt.core_jacobian(k, x)
                 dxflat = do("concatenate", [t.reshape(n, T, -1) for t in dx], axis=2)
                 dphi = dxflat @ J
             elif sites == 1:

@@ -476,6 +476,97 @@ class EquivariantTT:
             pos += n
         return out
 
+    def _dense_environments(self, k, xflat, dxflat=None):
+        """Flat environments ``L^{(k)}`` ``(n, D_l)``, ``R^{(k+1)}`` ``(n, D_r)`` and their tangents
+        ``(n, T, D)`` for the flat input tangents ``dxflat`` ``(n, T, D_f)`` (``None``: the identity,
+        ``T = D_f``, i.e. the Jacobians ``dL/dx``, ``dR/dx``); tangents are ``None`` at the ends."""
+        n = xflat.shape[0]
+        Lf, dLf = _ones_like(xflat, (n,))[:, 0], None  # (n, 1)
+        for s in range(k):
+            (Dl, Df, Dr), (Gx, GL, _, _) = self._dense(s, xflat)
+            F = (Lf @ GL).reshape(n, Df, Dr)
+            nd = F if dxflat is None else dxflat @ F
+            dLf = nd if dLf is None else dLf @ (xflat @ Gx).reshape(n, Dl, Dr) + nd
+            Lf = (xflat[:, None, :] @ F)[:, 0]
+        Rf, dRf = _ones_like(xflat, (n,))[:, 0], None
+        for s in range(self.order - 1, k, -1):
+            (Dl, Df, Dr), (_, _, GR, GxT) = self._dense(s, xflat)
+            H = (Rf @ GR).reshape(n, Df, Dl)
+            nd = H if dxflat is None else dxflat @ H
+            dRf = nd if dRf is None else dRf @ (xflat @ GxT).reshape(n, Dr, Dl) + nd
+            Rf = (xflat[:, None, :] @ H)[:, 0]
+        return Lf, dLf, Rf, dRf
+
+    def core_jacobian(self, k, x):
+        r"""Design ``Phi^{(k)}`` ``(n, P_k)`` and its Jacobian ``J = d Phi / dx`` ``(n, D_f, P_k)``
+        with respect to the flat input (the row order of :meth:`full_core`'s input index).
+
+        ``Phi = sum_p C^p (L (x) x (x) R)`` is linear in each of its three slots, so
+
+        .. math::
+
+            J = \frac{dL}{dx} K_L + K_x + \frac{dR}{dx} K_R ,
+
+        where ``dL/dx`` ``(D_f, D_l)`` and ``dR/dx`` ``(D_f, D_r)`` come from the dense environment
+        recursions with the identity as tangents, and the per-atom matrices ``K_L`` ``(D_l, P)``,
+        ``K_x`` ``(D_f, P)`` and ``K_R`` ``(D_r, P)`` hold, per path ``p = (a, f, b)``, the other two
+        slots contracted with the CG tensor: ``K_L[(m_a, r'), (r, c, s)] = delta_{r r'}
+        sum C x_f[m_f, c] R_b[m_b, s]`` and the like.  So ``J`` is two large products per atom,
+        whatever the number of paths; the small per-path work only fills ``K``.  The matrices are
+        filled by strided slice assignment (numpy, cupy, torch).
+        """
+        n = x[0].shape[0]
+        xflat = do("concatenate", [b.reshape(n, -1) for b in x], axis=1)
+        Lf, JL, Rf, JR = self._dense_environments(k, xflat)
+        u, w = self._split_flat(k, Lf), self._split_flat(k + 1, Rf)
+        phi = self.site_design(k, u, x, w)
+        P = self.core_size(k)
+        Dl, Dr, Df = Lf.shape[1], Rf.shape[1], xflat.shape[1]
+        roff, pos = {}, 0
+        for ir, m in self.bonds[k]:
+            roff[ir], pos = pos, pos + ir.dim * m
+        coff, pos = {}, 0
+        for ir, m in self.bonds[k + 1]:
+            coff[ir], pos = pos, pos + ir.dim * m
+        foff, pos = [], 0
+        for ir, c in self.inputs:
+            foff.append(pos)
+            pos += ir.dim * c
+        KL = _zeros((n, Dl, P), xflat) if JL is not None else None
+        KR = _zeros((n, Dr, P), xflat) if JR is not None else None
+        J = _zeros((n, Df, P), xflat)
+        cp = 0
+        for p, Tb, C in self._arrays(k, x[0]):
+            a, f, b = p
+            R, Cf, S = Tb.shape
+            ma, mf, mb = C.shape
+            blk = R * Cf * S
+            if a in u and b in w:
+                # the input slot: J[(f, m_f, c), (r, c, s)] = Q[m_f, r, s], Q = sum C L w
+                Q = (_swap(u[a]) @ C.reshape(ma, mf * mb)).reshape(n, R * mf, mb) @ w[b]  # (n, R mf, S)
+                Q = do("transpose", Q.reshape(n, R, mf, S), (0, 2, 1, 3))  # (n, mf, R, S)
+                r0 = foff[f]
+                for r in range(R):
+                    for c in range(Cf):
+                        col = cp + (r * Cf + c) * S
+                        J[:, r0 + c : r0 + mf * Cf : Cf, col : col + S] = Q[:, :, r, :]
+                if KL is not None:  # K_L[(m_a, r), (r, c, s)] = N[m_a, c, s], N = sum C x w
+                    N = path_right_partial(x[f], w[b], C).reshape(n, ma, Cf * S)
+                    ra = roff[a]
+                    for r in range(R):
+                        KL[:, ra + r : ra + ma * R : R, cp + r * Cf * S : cp + (r + 1) * Cf * S] = N
+                if KR is not None:  # K_R[(m_b, s), (r, c, s)] = M[r, c, m_b], M = sum C L x
+                    M = do("transpose", path_left_partial(u[a], x[f], C), (0, 2, 1, 3)).reshape(n, mb, R * Cf)
+                    rb = coff[b]
+                    for s_ in range(S):
+                        KR[:, rb + s_ : rb + mb * S : S, cp + s_ : cp + blk : S] = M
+            cp += blk
+        if KL is not None:
+            J = J + JL @ KL
+        if KR is not None:
+            J = J + JR @ KR
+        return phi, J
+
     def core_rows(self, k, x, dx):
         r"""Design ``Phi^{(k)}`` of core ``k`` ``(n, P_k)`` and its tangents ``(n, T, P_k)`` for
         inputs ``x`` (blocks ``(n, 2l+1, C)``) and input tangents ``dx`` (blocks ``(n, T, 2l+1, C)``).
@@ -498,20 +589,7 @@ class EquivariantTT:
         T = dx[0].shape[1]
         xflat = do("concatenate", [b.reshape(n, -1) for b in x], axis=1)
         dxflat = do("concatenate", [b.reshape(n, T, -1) for b in dx], axis=2)
-        Lf, dLf = _ones_like(x[0], (n,))[:, 0], None  # (n, 1)
-        for s in range(k):
-            (Dl, Df, Dr), (Gx, GL, _, _) = self._dense(s, x[0])
-            F = (Lf @ GL).reshape(n, Df, Dr)
-            nd = dxflat @ F
-            dLf = nd if dLf is None else dLf @ (xflat @ Gx).reshape(n, Dl, Dr) + nd
-            Lf = (xflat[:, None, :] @ F)[:, 0]
-        Rf, dRf = _ones_like(x[0], (n,))[:, 0], None
-        for s in range(self.order - 1, k, -1):
-            (Dl, Df, Dr), (_, _, GR, GxT) = self._dense(s, x[0])
-            H = (Rf @ GR).reshape(n, Df, Dl)
-            nd = dxflat @ H
-            dRf = nd if dRf is None else dRf @ (xflat @ GxT).reshape(n, Dr, Dl) + nd
-            Rf = (xflat[:, None, :] @ H)[:, 0]
+        Lf, dLf, Rf, dRf = self._dense_environments(k, xflat, dxflat)
         u, w = self._split_flat(k, Lf), self._split_flat(k + 1, Rf)
         du = self._split_flat(k, dLf) if dLf is not None else {}
         dw = self._split_flat(k + 1, dRf) if dRf is not None else {}

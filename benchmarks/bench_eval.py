@@ -14,7 +14,10 @@ stress=False)`` (neighbour list included) for
 
 and ASE's EMT on fcc Cu of the same sizes (the only peer installed here: the MTP peers of
 benchmarks/bench_peers.py need their own virtual environments, which do not exist on this
-machine).  Ratios are printed side by side from the same run.  ``--split`` prints the time of
+machine).  Ratios are printed side by side from the same run.  The 1-thread variants and EMT
+are timed in CPU time of this process (``--wall`` for wall time): on a shared, loaded machine
+other processes' preemption inflates wall time 2-4x but not CPU time; the 2-thread variant is
+timed in wall time (its CPU time sums both threads).  ``--split`` prints the time of
 each part of both paths at the first size; ``--prune`` the tolerance / µs-per-atom /
 validation-error trade-off of :func:`etnpot.prune` on the Si model (needs the Zuo data:
 ``ETNPOT_DATA``).
@@ -48,13 +51,16 @@ def cell(kind, n):
     return a
 
 
-def median_time(fn, repeat):
+def median_time(fn, repeat, cpu=False):
+    """Median wall seconds of ``fn`` (``cpu=True``: median CPU seconds of this process, which a
+    loaded machine inflates far less than wall time: preemption does not count)."""
+    clock = time.process_time if cpu else time.perf_counter
     fn()
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(clock() - t)
     return float(np.median(ts))
 
 
@@ -66,21 +72,21 @@ def variants(path):
     return [("reference", ref, 1), ("fast", fast, 1), ("fast f32", f32, 1), ("fast 2thr", fast, 2)]
 
 
-def split(pot, atoms, repeat):
+def split(pot, atoms, repeat, cpu):
     """Seconds per atom of each part, both paths, 1 thread."""
     from etnpot.features import OneParticleBasis  # noqa: F401  (the reference's parts)
 
     g = pot.graph(atoms)
     n = len(atoms)
-    out = {"neighbour list": median_time(lambda: pot.graph(atoms), repeat) / n}
+    out = {"neighbour list": median_time(lambda: pot.graph(atoms), repeat, cpu) / n}
     blocks, cache = pot.basis.compute(g)
     v, gx, _, _ = pot.tt.value_grad_envs(blocks)
-    out["reference: features"] = median_time(lambda: pot.basis.compute(g), repeat) / n
-    out["reference: contraction"] = median_time(lambda: pot.tt.value_grad_envs(blocks), repeat) / n
-    out["reference: pull-back"] = median_time(lambda: pot.basis.pair_gradients(gx, cache), repeat) / n
+    out["reference: features"] = median_time(lambda: pot.basis.compute(g), repeat, cpu) / n
+    out["reference: contraction"] = median_time(lambda: pot.tt.value_grad_envs(blocks), repeat, cpu) / n
+    out["reference: pull-back"] = median_time(lambda: pot.basis.pair_gradients(gx, cache), repeat, cpu) / n
     p = pot.copy()
     p.evaluation = "reference"
-    out["reference: total (graph given)"] = median_time(lambda: p._compute_graph(g, True, False), repeat) / n
+    out["reference: total (graph given)"] = median_time(lambda: p._compute_graph(g, True, False), repeat, cpu) / n
     W = evaluation.weights(pot.basis)
     first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))
     size = evaluation.CHUNK
@@ -92,11 +98,11 @@ def split(pot, atoms, repeat):
     pos = np.cumsum([0] + [ir.dim * c for ir, c in pot.tt.inputs])
     gxs = [[gf[:, pos[f]:pos[f + 1]].reshape(fb[0][f].shape) for f in range(len(pos) - 1)] for gf, fb in zip(grads, feats)]
     evaluation.compute_graph(pot, g, True, False)  # keep_freed_memory, caches
-    out["fast: features"] = median_time(lambda: [evaluation.features(pot.basis, g, *c, W) for c in chunks], repeat) / n
-    out["fast: contraction (dense)"] = median_time(lambda: [dt.value_and_grad(x) for x in xs], repeat) / n
+    out["fast: features"] = median_time(lambda: [evaluation.features(pot.basis, g, *c, W) for c in chunks], repeat, cpu) / n
+    out["fast: contraction (dense)"] = median_time(lambda: [dt.value_and_grad(x) for x in xs], repeat, cpu) / n
     out["fast: pull-back"] = median_time(lambda: [evaluation.pair_gradients(pot.basis, gx, f[1], g.species[c[0]:c[1]], W)
-                                                  for gx, f, c in zip(gxs, feats, chunks)], repeat) / n
-    out["fast: total (graph given)"] = median_time(lambda: evaluation.compute_graph(pot, g, True, False), repeat) / n
+                                                  for gx, f, c in zip(gxs, feats, chunks)], repeat, cpu) / n
+    out["fast: total (graph given)"] = median_time(lambda: evaluation.compute_graph(pot, g, True, False), repeat, cpu) / n
     return out
 
 
@@ -112,14 +118,14 @@ def prune_curve(tolerances, repeat):
     w = Weights(**{k: v for k, v in cfg["weights"].items() if k in ("energy", "forces", "stress")})
     atoms = cell("Si", 1000)
     print(f"\nprune trade-off, Si d4 (Zuo validation split, {len(val)} configurations; refit: one ALS sweep on "
-          f"{len(train)} training configurations); 1 thread, µs/atom at {len(atoms)} atoms")
+          f"{len(train)} training configurations); 1 thread, CPU µs/atom at {len(atoms)} atoms")
     print(f"{'tolerance':>10} {'paths':>6} {'params':>7} {'contraction':>11} {'µs/atom':>8} {'E RMSE meV/at':>14} "
           f"{'F RMSE eV/Å':>12}  bonds")
     with threadpool_limits(1):
         for tol in [0.0] + list(tolerances):
             pot = etnpot.load(MODELS["Si d4 (Zuo)"])
             rep = prune(pot, val, tol, train=train, weights=w, ridge=cfg["fit"]["ridge"])
-            us = median_time(lambda: pot.compute(atoms, forces=True, stress=False), repeat) / len(atoms) * 1e6
+            us = median_time(lambda: pot.compute(atoms, forces=True, stress=False), repeat, True) / len(atoms) * 1e6
             e, f = rep["errors_after"]["energy"]["rmse"], rep["errors_after"]["forces"]["rmse"]
             print(f"{tol:>10g} {sum(len(c) for c in pot.tt.cores):>6} {rep['num_parameters']:>7} "
                   f"{evaluation.contraction(pot):>11} {us:>8.1f} {e:>14.3f} {f:>12.4f}  {'; '.join(rep['bonds'])}",
@@ -131,6 +137,8 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000, 27000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--split", action="store_true")
+    ap.add_argument("--wall", dest="cpu", action="store_false", help="wall time for every variant (default: CPU "
+                    "time of the 1-thread variants, wall time of the 2-thread one)")
     ap.add_argument("--prune", type=float, nargs="*", default=None)
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}; "
@@ -145,18 +153,19 @@ def main():
         if args.split:
             atoms = cell(kind, args.sizes[0])
             with threadpool_limits(1):
-                for part, t in split(vs[1][1], atoms, args.repeat).items():
+                for part, t in split(vs[1][1], atoms, args.repeat, args.cpu).items():
                     print(f"  split {part:<32} {t * 1e6:8.1f} µs/atom")
         head = f"{'atoms':>7} " + " ".join(f"{v[0]:>11}" for v in vs) + f" {'EMT Cu':>9}  ratios: " + \
             " ".join(f"ref/{v[0]}" for v in vs[1:]) + " fast/EMT"
-        print(head + "   (µs/atom)")
+        print(head + ("   (µs/atom; CPU time, 2thr: wall)" if args.cpu else "   (µs/atom, wall)"))
         for n in args.sizes:
             atoms = cell(kind, n)
             ts = []
             for label, pot, th in vs:
                 with threadpool_limits(th):
                     pot.threads = th
-                    ts.append(median_time(lambda: pot.compute(atoms, forces=True, stress=False), args.repeat) / len(atoms))
+                    ts.append(median_time(lambda: pot.compute(atoms, forces=True, stress=False), args.repeat,
+                                          args.cpu and th == 1) / len(atoms))
             cu = cell("Cu", n)
             cu.calc = EMT()
 
@@ -165,7 +174,7 @@ def main():
                 cu.get_forces()
 
             with threadpool_limits(1):
-                t_emt = median_time(emt, args.repeat) / len(cu)
+                t_emt = median_time(emt, args.repeat, args.cpu) / len(cu)
             print(f"{len(atoms):>7} " + " ".join(f"{t * 1e6:>11.1f}" for t in ts) + f" {t_emt * 1e6:>9.1f}  ratios: " +
                   " ".join(f"{ts[0] / t:>{len(v[0]) + 4}.2f}" for t, v in zip(ts[1:], vs[1:])) +
                   f" {ts[1] / t_emt:>8.2f}", flush=True)

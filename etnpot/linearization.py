@@ -9,10 +9,11 @@ the energy is a polynomial.  Only the fit uses them.
 Force rows come from forward-mode tangents: for atom ``i`` every pair ``(i, j)`` and direction
 ``a`` defines the tangent ``dF_i = dF_i/d(r_ij)_a``, carried through the environments of the
 tensor train by the product rule (an extra batch axis of ``T = 3 x neighbours`` tangents,
-:meth:`etnpot.tt.EquivariantTT.core_rows`).  Where the flat input has fewer entries ``D`` than
-there are tangents, the Jacobian ``J = d Phi / dx`` (``D`` identity tangents) is formed first and
-the rows of all tangents follow from one matrix product per atom, ``d Phi = dx J``: the cost is
-whichever of ``D`` and ``T`` is smaller (counted per chunk).  With ``r_ij = r_j - r_i``, a pair's derivative row
+:meth:`etnpot.tt.EquivariantTT.core_rows`).  Where the flat input has fewer than about 1.5 times
+as many entries ``D`` as there are tangents, the Jacobian ``J = d Phi / dx`` is formed first
+(:meth:`etnpot.tt.EquivariantTT.core_jacobian`) and the rows of all tangents follow from one
+matrix product per atom, ``d Phi = dx J`` (counted per chunk; ``benchmarks/bench_rows.py``
+measures both kernels).  With ``r_ij = r_j - r_i``, a pair's derivative row
 ``d Phi_i / d r_ij`` enters the force rows as ``F_i += d Phi_i/d r_ij`` and ``F_j -= d Phi_i/d r_ij``
 (``F = -dE/dr``), and the virial rows as ``W_ab += (d Phi_i/d r_ij)_a (r_ij)_b``
 (:func:`scatter_pair_rows`); stress rows are the symmetrized virial over the volume, in eV/Å^3,
@@ -142,7 +143,10 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb, method="au
         if pairs:
             dx = [pot._dev(t) for t in _tangent_blocks(pot.basis, cache, ch, n)]
             T = dx[0].shape[1]
-            use_jacobian = method == "jacobian" or (method == "auto" and n_inputs < T)
+            # the Jacobian's product costs T x D_f x P but runs at BLAS speed; the tangent kernels
+            # cost ~T x P x (bond dims) in small products: the Jacobian wins up to D_f ~ 1.5 T
+            # (benchmarks/bench_rows.py: Si, InP, a four-species alloy)
+            use_jacobian = method == "jacobian" or (method == "auto" and n_inputs < 1.5 * T)
             if sites == 1 and method == "reference":
                 L = tt.left_environments(x, upto=k)
                 R = tt.right_environments(x, downto=k + 1)

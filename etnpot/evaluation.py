@@ -351,9 +351,7 @@ def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) ->
 
     keep_freed_memory()  # the chunk temporaries are reused instead of page-faulted in every chunk
     tt, basis = pot.tt, pot.basis
-    # an instance-level replacement of tt.value_grad_envs (a user's override, a test's spy) is
-    # honoured: the block-sparse contraction calls it
-    dense = contraction(pot) == "dense" and "value_grad_envs" not in vars(tt) if dense is None else dense
+    dense = contraction(pot) == "dense" if dense is None else dense
     need_grad = forces or stress
     aset = None
     if grades:

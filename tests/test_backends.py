@@ -48,8 +48,17 @@ def _float32_errors(pot, atoms, monkeypatch):
     a = pot.compute(atoms)
     p32 = pot.copy().to("numpy", "float32")
     seen = []
-    real = p32.tt.value_grad_envs
-    monkeypatch.setattr(p32.tt, "value_grad_envs", lambda x: seen.append((x[0].dtype, real(x)[0].dtype)) or real(x))
+    from etnpot import evaluation
+
+    real_sparse, real_dense = p32.tt.value_grad_envs, evaluation.DenseTT.value_and_grad
+    monkeypatch.setattr(p32.tt, "value_grad_envs", lambda x: seen.append((x[0].dtype, real_sparse(x)[0].dtype)) or real_sparse(x))
+
+    def dense_spy(self, x, *args, **kwargs):
+        out = real_dense(self, x, *args, **kwargs)
+        seen.append((x.dtype, out[0].dtype))
+        return out
+
+    monkeypatch.setattr(evaluation.DenseTT, "value_and_grad", dense_spy)
     b = p32.compute(atoms)
     assert seen and all(d == (np.float32, np.float32) for d in seen), seen
     assert b["forces"].dtype == np.float64  # results are returned in float64

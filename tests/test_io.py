@@ -190,3 +190,18 @@ def test_active_set_lives_in_a_grade_file(tmp_path, caplog):
     open(side, "r+b").write(b"junk")
     with pytest.raises(ModelFileError, match=r"m\.etn\.grade"):
         etnpot.load(m)
+
+
+def test_committed_models_are_small_and_current():
+    """The deployed models (fitting/**/*.etn) are of the current format and at most 1 MB per 3,000
+    stored numbers (the active set lives in the grade file beside them)."""
+    import glob
+
+    root = os.path.join(os.path.dirname(__file__), "..", "fitting")
+    paths = glob.glob(os.path.join(root, "zuo2020", "*.etn")) + glob.glob(os.path.join(root, "inp", "*.etn"))
+    assert len(paths) >= 10
+    for path in paths:
+        header = etnpot.read_header(path)
+        assert header["format_version"] == etnpot.FORMAT_VERSION, path
+        n = sum(int(np.prod(a.shape)) for a in np.load(path).values() if a.dtype != np.uint8)
+        assert os.path.getsize(path) <= 1_000_000 * max(1.0, n / 3000), (path, n, os.path.getsize(path))

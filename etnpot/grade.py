@@ -33,6 +33,8 @@ import logging
 import numpy as np
 import scipy.linalg as sla
 
+from .defaults import FIT as DEFAULT_FIT
+
 __all__ = ["ActiveSet", "fit_active_set", "extrapolation_grades", "select_configurations", "descriptors",
            "model_fingerprint", "checked_active_set", "ExtrapolationWarning", "ExtrapolationError"]
 
@@ -151,7 +153,7 @@ def _atom_batches(potential, configs, chunk_atoms, core):
 
 
 def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: float = 1e-3,
-                   chunk_atoms: int = 4000, max_passes: int = 5) -> ActiveSet:
+                   chunk_atoms: int = DEFAULT_FIT["chunk_atoms"], max_passes: int = 5) -> ActiveSet:
     """Select the maxvol active set of the training environments ``configs`` and attach it to
     ``potential`` (``potential.active_set``).  Returns it."""
     from .lstsq import LeastSquares

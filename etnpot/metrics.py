@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from .data import batches_by_atoms
+from .defaults import FIT as DEFAULT_FIT
 
 __all__ = ["predict", "error_table", "error_sums", "merge_error_sums", "table_from_sums", "format_error_table"]
 
 EV_A3_TO_GPA = 160.21766208
 
 
-def predict(potential, configs, chunk_atoms: int = 4000):
+def predict(potential, configs, chunk_atoms: int = DEFAULT_FIT["chunk_atoms"]):
     """Predictions for a list of :class:`~etnpot.data.Configuration` (or ``ase.Atoms``), batched.
 
     Returns a list of dicts ``{"energy", "forces", "stress"}`` (stress ``None`` if not periodic).

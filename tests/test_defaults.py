@@ -31,8 +31,12 @@ def test_every_home_of_a_default_agrees():
                                                                                    ("r_cut", "order", "l_max", "rank")}
     assert inspect.signature(ALSFitter).parameters["e0"].default == D.E0
     from etnpot.data import split_train_validation
+    from etnpot.grade import fit_active_set
+    from etnpot.metrics import predict
 
     assert inspect.signature(split_train_validation).parameters["fraction"].default == D.VALIDATION_FRACTION
+    for fn in (fit_active_set, predict):  # the CLI passes [fit] chunk_atoms: the same batches from Python
+        assert inspect.signature(fn).parameters["chunk_atoms"].default == D.FIT["chunk_atoms"], fn.__name__
 
 
 def test_defaults_cannot_be_changed_in_place():

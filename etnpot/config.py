@@ -17,7 +17,7 @@ Sections and keys (all but ``data.train`` optional)::
     n_basis = 6; n_channels = 6; species_rank = 1; o3 = true
 
     [fit]
-    sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 1
+    sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 0; max_radial_params = 600
     tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)

@@ -44,7 +44,11 @@ FIT = MappingProxyType({
     "max_supercore": 20000,
     "lm_steps": 0,
     "max_lm_params": 8000,
-    "radial_steps": 1,
+    # 0: the raw (species-resolved) channels are not refitted.  A radial step's rows cost 5x a
+    # core's on one species and 100x on four (benchmarks/bench_radial.py); every campaign in
+    # fitting/ was fitted without them.  Switch them on for few species, or with the embedding.
+    "radial_steps": 0,
+    "max_radial_params": 600,
     "tol": 1e-4,
     "patience": 2,
     "chunk_atoms": 3000,

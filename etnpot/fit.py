@@ -56,6 +56,7 @@ class FitSettings:
     max_supercore: int = D.FIT["max_supercore"]
     lm_steps: int = D.FIT["lm_steps"]  # Levenberg–Marquardt steps on all cores after each sweep
     radial_steps: int = D.FIT["radial_steps"]  # Levenberg–Marquardt steps on the radial/species weights after each sweep
+    max_radial_params: int = D.FIT["max_radial_params"]  # radial steps are skipped (with a warning) above this
     max_lm_params: int = D.FIT["max_lm_params"]
     tol: float = D.FIT["tol"]  # stop when the validation (else training) loss improves by less than this, relatively
     patience: int = D.FIT["patience"]
@@ -216,7 +217,15 @@ class ALSFitter:
                         "Gauss-Newton problem is dense in them); raise max_lm_params to run them",
                         lm_steps, self.pot.tt.num_parameters, self.settings.max_lm_params)
             lm_steps = 0
-        per = max(1, d - (1 if self.settings.two_site else 0)) + lm_steps + self.settings.radial_steps
+        radial_steps = self.settings.radial_steps
+        n_feat = self.pot.feature_parameter_vector().size
+        if radial_steps and n_feat > self.settings.max_radial_params:
+            log.warning("radial_steps = %d skipped: the features have %d radial/species parameters > max_radial_params "
+                        "= %d (their Gauss-Newton rows cost ~100x a core's with four species-resolved species; "
+                        "benchmarks/bench_radial.py); raise max_radial_params to run them",
+                        radial_steps, n_feat, self.settings.max_radial_params)
+            radial_steps = 0
+        per = max(1, d - (1 if self.settings.two_site else 0)) + lm_steps + radial_steps
         bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
                    leave=False)
         try:
@@ -234,7 +243,7 @@ class ALSFitter:
                         steps.append(self.lm_step())
                         bar.update(1)
                     self._centre, self._centre_solved = 0, False
-                for _ in range(self.settings.radial_steps):
+                for _ in range(radial_steps):
                     steps.append(self.radial_step())
                     bar.update(1)
                     self._centre_solved = False  # the features moved: the centre core is no longer optimal

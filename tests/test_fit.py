@@ -200,3 +200,23 @@ def test_negative_or_unknown_weights_are_errors_that_name_the_key():
     with _pytest.raises(ValueError, match="unknown key 'force'"):
         Weights(config_types={"Surface": {"force": 1.0}})
     assert Weights(energy=0.0).energy == 0.0
+
+
+def test_radial_steps_above_max_radial_params_are_skipped_with_a_warning(caplog):
+    """A radial step on many feature parameters would cost ~100 core solves: it is skipped,
+    said in the log, and not counted as a step of the sweep."""
+    import logging
+
+    teacher, train, _ = teacher_data(order=2, rank=2, n_train=4, n_test=1)
+    s = student_for(teacher, 2, 2, noise=1e-2)
+    n_feat = s.feature_parameter_vector().size
+    f = ALSFitter(s, train, settings=FitSettings(sweeps=1, radial_steps=1, max_radial_params=n_feat - 1),
+                  normalize=False, progress=False)
+    with caplog.at_level(logging.WARNING, logger="etnpot.fit"):
+        f.run()
+    assert any("max_radial_params" in r.message for r in caplog.records)
+    assert not any(st.get("kind") == "radial" for st in f.history[0]["steps"])
+    g = ALSFitter(student_for(teacher, 2, 2, noise=1e-2), train, progress=False, normalize=False,
+                  settings=FitSettings(sweeps=1, radial_steps=1, max_radial_params=n_feat))
+    g.run()
+    assert any(st.get("kind") == "radial" for st in g.history[0]["steps"])  # the control: at the limit it runs

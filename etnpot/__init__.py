@@ -19,7 +19,7 @@ import logging
 from ._version import __version__
 from .calculator import ETNCalculator
 from .data import read_dataset, split_train_validation
-from .fit import ALSFitter, FitSettings, fit
+from .fit import ALSFitter, FitSettings  # not fit(): it would shadow the module etnpot.fit
 from .metrics import error_table, format_error_table
 from .objective import Weights
 from .io import FORMAT_VERSION, ModelFileError, load, read_header, save
@@ -39,7 +39,6 @@ __all__ = [
     "ALSFitter",
     "FitSettings",
     "Weights",
-    "fit",
     "read_dataset",
     "split_train_validation",
     "error_table",

@@ -80,3 +80,21 @@ def test_python_fit_with_default_objects_equals_the_cli_fit_given_only_data(tmp_
     a, b = pot.compute(atoms), cli.compute(atoms)
     for key in ("energy", "forces", "stress"):
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_top_level_names_do_not_shadow_submodules():
+    """``import etnpot.fit as F`` must give the module (a function of the same name exported at
+    the top level would be returned instead)."""
+    import importlib
+    import types
+
+    import etnpot
+
+    for name in ("fit", "objective", "steps", "linearization", "growth", "prune", "evaluation", "data", "metrics"):
+        mod = importlib.import_module(f"etnpot.{name}")
+        if name in vars(etnpot) and not isinstance(vars(etnpot)[name], types.ModuleType):
+            assert name == "prune", name  # etnpot.prune is the function; its module is etnpot.prune via importlib
+        assert mod.__name__ == f"etnpot.{name}"
+    import etnpot.fit as F
+
+    assert isinstance(F, types.ModuleType) and hasattr(F, "ALSFitter")

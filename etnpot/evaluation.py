@@ -340,34 +340,33 @@ def contraction(pot) -> str:
 _CHOICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) -> dict:
-    """:meth:`ETNPotential._compute_graph` through the fast parts: the same dict, the same numbers
-    to rounding.  Chunks of :data:`CHUNK` atoms (``pot.chunk_size`` if smaller).  ``dE/dr_ij``
-    of all pairs is kept (``(n_pairs, 3)``, the size of the graph's own pair vectors) so that
-    forces and virials are one weighted ``bincount`` per component over all pairs (a bincount
-    per chunk over all atoms would cost ``O(atoms^2 / chunk)``)."""
-    from .linearization import VOIGT
+def site_terms(pot, g, n_sites, need_grad=True, grades=False, dense=None):
+    """Site energies (E0 excluded) of the first ``n_sites`` atoms of the graph ``g`` and, with
+    ``need_grad``, the pair gradients ``dE_i/dr_ij`` of their pairs (the graph lists pairs sorted
+    by ``i``; atoms from ``n_sites`` on are neighbours only, e.g. LAMMPS's ghost atoms).  Returns
+    ``(site (n_sites,), gp (pairs of the sites, 3) or None, grades (n_sites,) or None, shortest
+    pair distance, number of pairs closer than r_min (each counted from both ends))``.  Chunks
+    of :data:`CHUNK` atoms (``pot.chunk_size`` if smaller)."""
     from .memory import keep_freed_memory
 
     keep_freed_memory()  # the chunk temporaries are reused instead of page-faulted in every chunk
     tt, basis = pot.tt, pot.basis
     dense = contraction(pot) == "dense" if dense is None else dense
-    need_grad = forces or stress
     aset = None
     if grades:
         from .grade import checked_active_set
 
         aset = checked_active_set(pot)
-        grade = np.zeros(g.n_atoms)
-    site = np.zeros(g.n_atoms)
-    gp = np.zeros((g.n_pairs, 3)) if need_grad else None
+        grade = np.zeros(n_sites)
+    site = np.zeros(n_sites)
+    gp = np.zeros((int(np.searchsorted(g.i, n_sites)), 3)) if need_grad else None
     r_min, d_min, n_close = basis.radial.r_min, np.inf, 0
     W = weights(basis)
-    first = np.searchsorted(g.i, np.arange(0, g.n_atoms + 1))
+    first = np.searchsorted(g.i, np.arange(0, n_sites + 1))
     size = max(1, min(CHUNK, int(pot.chunk_size)))
     pos = np.cumsum([0] + [ir.dim * c for ir, c in tt.inputs])
-    for s0 in range(0, g.n_atoms, size):
-        s1 = min(g.n_atoms, s0 + size)
+    for s0 in range(0, n_sites, size):
+        s1 = min(n_sites, s0 + size)
         p0, p1, n = int(first[s0]), int(first[s1]), s1 - s0
         blocks, pd = features(basis, g, s0, s1, p0, p1, W)
         if p1 > p0:
@@ -402,6 +401,18 @@ def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) ->
             grade[s0:s1] = aset.grades(pot._host(tt.site_design(k, L[k], xb, R[k + 1])))
         if need_grad:
             gp[p0:p1] = pair_gradients(basis, gx, pd, g.species[s0:s1], W)
+    return site, gp, (grade if aset is not None else None), d_min, n_close
+
+
+def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) -> dict:
+    """:meth:`ETNPotential._compute_graph` through the fast parts: the same dict, the same numbers
+    to rounding.  Site terms from :func:`site_terms`; forces and virials are one weighted
+    ``bincount`` per component over all pairs (a bincount per chunk over all atoms would cost
+    ``O(atoms^2 / chunk)``)."""
+    from .linearization import VOIGT
+
+    need_grad = forces or stress
+    site, gp, grade, d_min, n_close = site_terms(pot, g, g.n_atoms, need_grad, grades, dense)
     energies = site + pot.e0[g.species]
     out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs),
            "min_pair_distance": d_min, "close_pairs": n_close // 2}  # every pair is listed in both directions
@@ -416,6 +427,6 @@ def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) ->
                                 np.bincount(g.j, vir[:, c], minlength=g.n_atoms)) for c in range(6)], axis=1)
         out["stress"] = cfg / g.volumes[:, None]
         out["stresses"] = atom / g.volumes[g.atom_config][:, None]
-    if aset is not None:
+    if grade is not None:
         out["extrapolation_grades"] = grade
     return out

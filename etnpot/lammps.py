@@ -110,9 +110,8 @@ def evaluate_sites(potential, species, i, j, vectors, n_centres, grades=False):
     ghost atom costs nothing but its pairs.  Returns ``(energies (n_centres,) eV with E0,
     g (n_pairs, 3) eV/Å, grades (n_centres,) or None, close_pairs)``.
 
-    It runs the model's evaluation chunk by chunk like ``ETNPotential._compute_graph`` (same
-    features, same contractions, so the same numbers), using the featurizer and tensor train
-    directly because ``_compute_graph`` evaluates a site for every atom of its graph.
+    It runs the model's own evaluation of site terms (:func:`etnpot.evaluation.site_terms`, the
+    same numbers as ``ETNPotential.compute``) for the centres only.
     """
     from .neighbors import Graph
 
@@ -125,42 +124,17 @@ def evaluate_sites(potential, species, i, j, vectors, n_centres, grades=False):
     g = Graph(species=species, atom_config=np.zeros(len(species), np.int64), i=i, j=j, vectors=vectors,
               pair_config=np.zeros(n_pairs, np.int64), n_configs=1, volumes=np.array([np.nan]),
               n_atoms_per_config=np.array([len(species)]))
-    aset = None
-    if grades:
-        from .grade import checked_active_set
-
-        aset = checked_active_set(pot)
-        grade = np.zeros(n_centres)
-    site = np.zeros(n_centres)
-    gp = np.zeros((n_pairs, 3))
-    close = 0
-    r_min = pot.basis.radial.r_min
-    first = np.searchsorted(i, np.arange(n_centres + 1))
-
-    def run():
-        nonlocal close
-        # pot._chunks/_dev/_host: the model's chunking and array-backend moves (private helpers
-        # of ETNPotential; a public per-site evaluation there would replace this loop)
-        for s0, s1 in pot._chunks(n_centres):
-            blocks, cache = pot.basis.compute(g, slice(s0, s1))
-            close += int(np.count_nonzero(cache.r < r_min))
-            x = [pot._dev(b) for b in blocks]
-            v, gx, L, R = pot.tt.value_grad_envs(x)
-            site[s0:s1] = pot._host(v)
-            if aset is not None:
-                k = aset.core
-                grade[s0:s1] = aset.grades(pot._host(pot.tt.site_design(k, L[k], x, R[k + 1])))
-            gp[first[s0]:first[s1]] = pot.basis.pair_gradients([pot._host(gl) for gl in gx], cache)
+    from .evaluation import site_terms
 
     if pot.threads is None:
-        run()
+        site, gp, grade, _, close = site_terms(pot, g, n_centres, True, grades)
     else:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(int(pot.threads)):
-            run()
+            site, gp, grade, _, close = site_terms(pot, g, n_centres, True, grades)
     energies = site + pot.e0[species[:n_centres]]
-    return energies, gp, (grade if aset is not None else None), close
+    return energies, gp, grade, close
 
 
 def _pair_virials(vectors, gp):

@@ -54,3 +54,15 @@ def pot4():
                                      rank={0: 3, 1: 2, 2: 2, 3: 1, "1e": 1}, seed=2, n_basis=4)
     pot.basis.normalize(pot.graph([rattled_triclinic(6)]))
     return pot
+
+
+@pytest.fixture(scope="module")
+def graded():
+    """A small two-species model with an active set fitted on its training cells (grade tests)."""
+    from etnpot.grade import fit_active_set
+    from fitdata import teacher_data
+
+    teacher, train, _ = teacher_data(order=2, rank=2, n_train=12, n_test=1)
+    pot = teacher.copy()
+    fit_active_set(pot, train)
+    return pot, train

@@ -1,21 +1,11 @@
 """Extrapolation grade (etnpot/grade.py): the maxvol active set, grades from the evaluation pass,
 rotation invariance of the grade (with a broken-CG control)."""
 import numpy as np
-import pytest
 
-import etnpot
 from etnpot.grade import ActiveSet, descriptors, extrapolation_grades, fit_active_set
 from etnpot.so3 import random_rotation
 
-from fitdata import diverse_cells, teacher_data
-
-
-@pytest.fixture(scope="module")
-def graded():
-    teacher, train, _ = teacher_data(order=2, rank=2, n_train=12, n_test=1)
-    pot = teacher.copy()
-    fit_active_set(pot, train)
-    return pot, train
+from fitdata import diverse_cells
 
 
 def test_grades_from_the_evaluation_pass_equal_the_descriptor_route(graded):

@@ -19,7 +19,7 @@ import etnpot
 from etnpot.config import ConfigError, validate_config
 from etnpot.data import Configuration, DataError, read_dataset
 from etnpot.fit import ALSFitter, FitSettings
-from etnpot.grade import ExtrapolationError, ExtrapolationWarning, fit_active_set
+from etnpot.grade import ExtrapolationError, ExtrapolationWarning
 from etnpot.io import ModelFileError
 
 from conftest import random_cluster, rattled_triclinic
@@ -376,14 +376,6 @@ def test_24_checkpoint_from_a_different_model(tmp_path):
 
 
 # ---------------------------------------------------------------- extrapolation
-@pytest.fixture(scope="module")
-def graded():
-    teacher, train, _ = teacher_data(order=2, rank=2, n_train=12, n_test=1)
-    pot = teacher.copy()
-    fit_active_set(pot, train)
-    return pot, train
-
-
 def test_25_training_environments_grade_at_most_one(graded):
     pot, train = graded
     g = etnpot.grade.extrapolation_grades(pot, [c.atoms for c in train])

@@ -136,7 +136,7 @@ def descriptors(potential, atoms_list, core=None) -> np.ndarray:
     g = atoms_list if hasattr(atoms_list, "vectors") else pot.graph(atoms_list)
     blocks, _ = pot.basis.compute(g)
     out = np.zeros((g.n_atoms, pot.tt.core_size(k)))
-    for s0, s1 in pot._chunks(g.n_atoms):
+    for s0, s1 in pot.atom_ranges(g.n_atoms):
         x = [b[s0:s1] for b in blocks]
         L = pot.tt.left_environments(x, upto=k)
         R = pot.tt.right_environments(x, downto=k + 1)

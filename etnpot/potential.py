@@ -300,7 +300,8 @@ class ETNPotential:
         return np.asarray(to_numpy(a), dtype=np.float64)
 
     # ------------------------------------------------------------ evaluation
-    def _chunks(self, n, size=None):
+    def atom_ranges(self, n, size=None):
+        """``[(s0, s1), ...]``: the ``n`` atoms of a batch in ranges of ``chunk_size`` (or ``size``)."""
         size = self.chunk_size if size is None else max(1, int(size))
         return [(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
 
@@ -351,7 +352,7 @@ class ETNPotential:
         vir_atom = np.zeros((g.n_atoms, 6)) if stress else None
         r_min, d_min, n_close = self.basis.radial.r_min, np.inf, 0
         first = np.searchsorted(g.i, np.arange(0, g.n_atoms + 1))
-        for s0, s1 in self._chunks(g.n_atoms):
+        for s0, s1 in self.atom_ranges(g.n_atoms):
             blocks, cache = self.basis.compute(g, slice(s0, s1))
             if len(cache.r):
                 d_min = min(d_min, float(cache.r.min()))

@@ -31,9 +31,12 @@ Dropped bond irreps shrink the bonds themselves, which is what makes the *dense*
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = ["path_contributions", "prune", "drop_zero_paths", "eval_time_per_atom"]
 
@@ -70,7 +73,7 @@ def path_contributions(pot, validation) -> dict:
 
 def _drop_unreachable_irreps(tt) -> None:
     """Remove bond irreps that no remaining path enters from the left or leaves to the right
-    (repeated until nothing changes); paths touching them go with them (``_set_bond``)."""
+    (repeated until nothing changes); paths touching them go with them (``set_bond``)."""
     changed = True
     while changed:
         changed = False
@@ -79,7 +82,7 @@ def _drop_unreachable_irreps(tt) -> None:
             outs = {p[0] for p in tt.cores[k]}
             mult = {ir: (m if ir in ins and ir in outs else 0) for ir, m in tt.bonds[k]}
             if any(m == 0 for m in mult.values()):
-                tt._set_bond(k, {ir: m for ir, m in mult.items() if m})
+                tt.set_bond(k, {ir: m for ir, m in mult.items() if m})
                 changed = True
 
 
@@ -144,7 +147,16 @@ def prune(pot, validation, tolerance: float, train=None, weights=None, ridge: fl
         fitter = ALSFitter(pot, train if train is not None else validation, validation,
                            weights or Weights(), FitSettings(sweeps=1, ridge=ridge), e0="keep",
                            normalize=False, progress=progress)
+        cut = pot.copy()
+        loss_cut = fitter.loss.validation_loss()
         fitter.run(1)
+        loss_refit = fitter.loss.validation_loss()
+        if loss_cut is not None and loss_refit > loss_cut:  # keep the better of the two, as early stopping does
+            log.info("prune: the refit raised the validation loss (%.6g -> %.6g); the model without refit is kept",
+                     loss_cut, loss_refit)
+            pot.tt, pot.e0 = cut.tt, cut.e0
+        report["validation_loss_without_refit"] = loss_cut
+        report["validation_loss"] = fitter.loss.validation_loss()
         drop_zero_paths(pot)  # a restored copy carries the dropped paths back as zero blocks
         pot.metadata["fit"] = saved_fit
         pot.metadata["prune"] = {"tolerance": tolerance, "dropped": report["dropped"]}

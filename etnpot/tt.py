@@ -706,7 +706,7 @@ class EquivariantTT:
                 c0 += nc
         self.cores[k] = {p: new1[p] for p in self.cores[k] if p in new1}
         self.cores[k + 1] = {p: new2[p] for p in self.cores[k + 1] if p in new2}
-        self._set_bond(k + 1, keep)
+        self.set_bond(k + 1, keep)
         return {"discarded": discarded / total, "ranks": {str(m): keep[m] for m in mids}}
 
     # ------------------------------------------------------------ gauge
@@ -738,7 +738,7 @@ class EquivariantTT:
         for p in list(self.cores[k + 1]):
             a = p[0]
             self.cores[k + 1][p] = np.einsum("rs,sct->rct", Rfac[a], self.cores[k + 1][p])
-        self._set_bond(k + 1, new_mult)
+        self.set_bond(k + 1, new_mult)
 
     def orthogonalize_right(self, k: int) -> None:
         """Make core ``k`` right-orthogonal (LQ per incoming irrep); absorb the factor into core ``k-1``.
@@ -767,7 +767,7 @@ class EquivariantTT:
         for p in list(self.cores[k - 1]):
             b = p[2]
             self.cores[k - 1][p] = np.einsum("rcs,st->rct", self.cores[k - 1][p], Lfac[b])
-        self._set_bond(k, new_mult)
+        self.set_bond(k, new_mult)
 
     def trim(self) -> "EquivariantTT":
         """Drop bond irreps that no path connects to both ends and cap every multiplicity at
@@ -803,7 +803,10 @@ class EquivariantTT:
                 new[p] = T
             self.cores[kk] = new
 
-    def _set_bond(self, k, mult):
+    def set_bond(self, k, mult):
+        """Set the multiplicities of bond ``k`` to ``mult`` (``{irrep: m}``, irreps left out are
+        dropped) and drop the blocks of paths that touch a dropped irrep; kept blocks must
+        already have the new shapes."""
         self.bonds[k] = Irreps({ir: m for ir, m in mult.items()})
         for kk in (k - 1, k):
             self.cores[kk] = {p: T for p, T in self.cores[kk].items()

@@ -93,6 +93,29 @@ def _tangent_blocks(basis, cache, layout_chunk, n):
 METHODS = ("auto", "jacobian", "tangents", "reference")
 
 
+def _parallel_chunks(fn, ranges, threaded=True):
+    """``(range, fn(range))`` for every range, in order, computed on as many threads as the BLAS
+    library was allowed (each with one BLAS thread), at most that many chunks in flight.
+
+    The per-atom products of the rows are small, so BLAS's own threads gain nothing on them
+    (benchmarks/README.md, bench_fit.py: 1 and 2 threads take the same time); chunks of atoms
+    are independent, and numpy releases the GIL in its products.  The caller accumulates the
+    results in order, so the sums do not depend on the number of threads."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    n = max([int(i.get("num_threads") or 1) for i in threadpool_info() if i.get("user_api") == "blas"] or [1])
+    if not threaded or n <= 1 or len(ranges) <= 1:
+        for r in ranges:
+            yield r, fn(r)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with threadpool_limits(1), ThreadPoolExecutor(max_workers=n) as ex:
+        for i in range(0, len(ranges), n):
+            window = ranges[i : i + n]
+            yield from zip(window, ex.map(fn, window))
+
+
 def core_linear_map(pot, k: int, atoms_list, forces=True, stress=True, memory_mb: float = 256.0,
                     method: str = "auto") -> LinearMap:
     """Rows of the linear map from core ``k`` (``tt.core_vector(k)``) to energies, forces, stresses.
@@ -135,7 +158,9 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb, method="au
     # the largest array of a chunk is (atoms, tangents or inputs, P): at most a quarter of the
     # budget, and at most 24 MB, so that it is reused from the heap (etnpot.memory), not mapped anew
     per_atom = (max(1, 3 * lay.max_nb, n_inputs) if want_rows else 1) * P * 8
-    for s0, s1 in atom_chunks(g.n_atoms, per_atom, min(memory_mb / 4, 24.0), pot.chunk_size):
+
+    def rows_of(r):  # the rows of one chunk of atoms (no shared state: runs on a worker thread)
+        s0, s1 = r
         n = s1 - s0
         x = [pot._dev(b[s0:s1]) for b in blocks]
         ch = lay.chunk(g, s0, s1)
@@ -171,9 +196,14 @@ def _linear_map(pot, k, sites, atoms_list, forces, stress, memory_mb, method="au
             R = tt.right_environments(x, downto=k + sites)
             phi = pot._host(tt.site_design(k, L[k], x, R[k + 1]) if sites == 1 else
                             tt.two_site_design(k, L[k], x, x, R[k + 2]))
+        return phi, (dphi if pairs else None), ch
+
+    ranges = atom_chunks(g.n_atoms, per_atom, min(memory_mb / 4, 24.0), pot.chunk_size)
+    for (s0, s1), (phi, dphi, ch) in _parallel_chunks(rows_of, ranges, pot.backend == "numpy"):
+        n = s1 - s0
         cfg = g.atom_config[s0:s1]
         E_rows += sp.csr_matrix((np.ones(n), (cfg, np.arange(n))), shape=(g.n_configs, n)) @ phi
-        if pairs:
+        if dphi is not None:
             p0, p1, nb, pi, slot = ch
             # dphi[i, 3 slot + a] = dPhi_i/d(r_ij)_a; padding slots are never addressed
             scatter_pair_rows(g, p0, p1, dphi.reshape(n * nb, 3, P), F_rows, S_rows, rows=pi * nb + slot)

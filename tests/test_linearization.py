@@ -61,3 +61,16 @@ def test_unknown_method_is_an_error(model_and_cells):
     pot, cells = model_and_cells
     with pytest.raises(ValueError, match="method"):
         LIN.core_linear_map(pot, 0, cells, method="fast")
+
+
+def test_rows_do_not_depend_on_the_number_of_threads(model_and_cells):
+    """Chunks run on a thread pool as large as the BLAS thread count; the sums are taken in
+    order, so the rows are bit for bit those of one thread."""
+    from threadpoolctl import threadpool_limits
+
+    pot, cells = model_and_cells
+    with threadpool_limits(1):
+        one = LIN.core_linear_map(pot, 1, cells, memory_mb=0.2)
+    with threadpool_limits(2):
+        two = LIN.core_linear_map(pot, 1, cells, memory_mb=0.2)
+    assert np.array_equal(one.force_rows, two.force_rows) and np.array_equal(one.energy_rows, two.energy_rows)

@@ -69,7 +69,7 @@ import weakref
 
 import numpy as np
 import scipy.sparse as sp
-from autoray import do, get_dtype_name, infer_backend
+from autoray import do, get_dtype_name
 
 from . import radial as _radial
 from .so3 import real_sph_harm
@@ -86,29 +86,19 @@ class DenseTT:
     """The dense form of an :class:`~etnpot.tt.EquivariantTT` on one array library and dtype.
 
     ``Gx[s]``: core ``s`` as ``(D_f, D_l D_r)`` (the transfer-matrix map ``x -> E_s``), ``GxT[s]``
-    its transpose, both contiguous; ``blocks``: the core blocks it was made from (to detect a
-    changed model)."""
+    its transpose, both contiguous: views of the tensor train's own cache of dense cores
+    (:meth:`~etnpot.tt.EquivariantTT._dense`, refreshed when a core block is replaced)."""
 
     def __init__(self, tt, like):
-        backend, dtype = infer_backend(like), get_dtype_name(like)
-        conv = (lambda a: np.ascontiguousarray(a, dtype=dtype)) if backend == "numpy" else \
-            (lambda a: do("asarray", np.array(a, dtype=dtype), like=backend))
         if any(m != 1 for _, m in tt.bonds[-1]) or tt.bonds[-1].dim != 1:
             raise ValueError(f"the dense evaluation needs an invariant last bond, got {tt.bonds[-1]}")
-        self.blocks = [tuple(c.values()) for c in tt.cores]
         self.order = tt.order
         self.Gx, self.GxT, self.shapes = [], [], []
         for s in range(tt.order):
-            G = tt.full_core(s)
-            Dl, Df, Dr = G.shape
-            self.shapes.append((Dl, Df, Dr))
-            Gx = G.transpose(1, 0, 2).reshape(Df, Dl * Dr)
-            self.Gx.append(conv(Gx))
-            self.GxT.append(conv(Gx.T))
-
-    def stale(self, tt) -> bool:
-        return len(self.blocks) != tt.order or any(
-            len(b) != len(c) or any(u is not v for u, v in zip(b, c.values())) for b, c in zip(self.blocks, tt.cores))
+            shape, forms = tt._dense(s, like)
+            self.shapes.append(shape)
+            self.Gx.append(forms[0])
+            self.GxT.append(forms[4])
 
     def value_and_grad(self, x, grad=True, envs=False):
         """Value ``(n,)`` and ``dE/dx`` ``(n, D_f)`` (``None`` if not ``grad``) of flat inputs ``x``
@@ -141,18 +131,10 @@ def _swap2(a):
     return do("transpose", a, (1, 0))
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def dense_tt(tt, like) -> DenseTT:
-    """The :class:`DenseTT` of ``tt`` on the array library and dtype of ``like``, cached until a
-    core block is replaced."""
-    key = (infer_backend(like), get_dtype_name(like))
-    per = _CACHE.setdefault(tt, {})
-    hit = per.get(key)
-    if hit is None or hit.stale(tt):
-        hit = per[key] = DenseTT(tt, like)
-    return hit
+    """The :class:`DenseTT` of ``tt`` on the array library and dtype of ``like`` (its matrices
+    come from the tensor train's cache, so building it costs a few look-ups)."""
+    return DenseTT(tt, like)
 
 
 def cost_counts(tt) -> dict:

@@ -448,9 +448,11 @@ class EquivariantTT:
         return out
 
     def _dense(self, s, like):
-        """Full core ``s`` on the array library of ``like`` in the four matrix shapes that the
-        dense transfer products use: ``(Df, Dl*Dr)``, ``(Dl, Df*Dr)``, ``(Dr, Df*Dl)`` and
-        ``(Df, Dr*Dl)`` (contiguous, so that every product is one BLAS call per batch entry).
+        """Full core ``s`` on the array library of ``like`` in the five matrix shapes that the
+        dense transfer products use: ``(Df, Dl*Dr)``, ``(Dl, Df*Dr)``, ``(Dr, Df*Dl)``,
+        ``(Df, Dr*Dl)`` and ``(Dl*Dr, Df)`` (contiguous, so that every product is one BLAS call
+        per batch entry; the fit's rows use the first four, the evaluation
+        (:class:`etnpot.evaluation.DenseTT`) the first and the last).
         Cached until a block of the core is replaced (keyed by the block objects)."""
         backend, dtype = infer_backend(like), get_dtype_name(like)
         cache = self.__dict__.setdefault("_dense_cache", {})
@@ -460,7 +462,8 @@ class EquivariantTT:
             G = self.full_core(s)
             Dl, Df, Dr = G.shape
             forms = (G.transpose(1, 0, 2).reshape(Df, Dl * Dr), G.reshape(Dl, Df * Dr),
-                     G.transpose(2, 1, 0).reshape(Dr, Df * Dl), G.transpose(1, 2, 0).reshape(Df, Dr * Dl))
+                     G.transpose(2, 1, 0).reshape(Dr, Df * Dl), G.transpose(1, 2, 0).reshape(Df, Dr * Dl),
+                     G.transpose(0, 2, 1).reshape(Dl * Dr, Df))
             if backend != "numpy" or dtype != "float64":
                 forms = tuple(do("asarray", np.array(f, dtype=dtype), like=backend) for f in forms)
             hit = (blocks, (Dl, Df, Dr), forms)
@@ -483,14 +486,14 @@ class EquivariantTT:
         n = xflat.shape[0]
         Lf, dLf = _ones_like(xflat, (n,))[:, 0], None  # (n, 1)
         for s in range(k):
-            (Dl, Df, Dr), (Gx, GL, _, _) = self._dense(s, xflat)
+            (Dl, Df, Dr), (Gx, GL, _, _, _) = self._dense(s, xflat)
             F = (Lf @ GL).reshape(n, Df, Dr)
             nd = F if dxflat is None else dxflat @ F
             dLf = nd if dLf is None else dLf @ (xflat @ Gx).reshape(n, Dl, Dr) + nd
             Lf = (xflat[:, None, :] @ F)[:, 0]
         Rf, dRf = _ones_like(xflat, (n,))[:, 0], None
         for s in range(self.order - 1, k, -1):
-            (Dl, Df, Dr), (_, _, GR, GxT) = self._dense(s, xflat)
+            (Dl, Df, Dr), (_, _, GR, GxT, _) = self._dense(s, xflat)
             H = (Rf @ GR).reshape(n, Df, Dl)
             nd = H if dxflat is None else dxflat @ H
             dRf = nd if dRf is None else dRf @ (xflat @ GxT).reshape(n, Dr, Dl) + nd

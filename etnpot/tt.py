@@ -124,6 +124,14 @@ def path_left_partial(u, x, C):
     return Z.reshape(Z.shape[:-1] + (mb, Cf))
 
 
+def path_input_partial(u, w, C):
+    """``out[..., m_f, r, s] = sum C[m_a,m_f,m_b] u[..., m_a, r] w[..., m_b, s]`` (input slot left open)."""
+    ma, mf, mb = C.shape
+    R, S = u.shape[-1], w.shape[-1]
+    Q = (_swap(u) @ C.reshape(ma, mf * mb)).reshape(u.shape[:-2] + (R * mf, mb)) @ w  # (..., R mf, S)
+    return _perm_last3(Q.reshape(Q.shape[:-2] + (R, mf, S)), (1, 0, 2))
+
+
 def path_right_partial(x, w, C):
     """``out[..., m_a, c, s] = sum C[m_a,m_f,m_b] x[..., m_f, c] w[..., m_b, s]``."""
     ma, mf, mb = C.shape
@@ -546,8 +554,7 @@ class EquivariantTT:
             blk = R * Cf * S
             if a in u and b in w:
                 # the input slot: J[(f, m_f, c), (r, c, s)] = Q[m_f, r, s], Q = sum C L w
-                Q = (_swap(u[a]) @ C.reshape(ma, mf * mb)).reshape(n, R * mf, mb) @ w[b]  # (n, R mf, S)
-                Q = do("transpose", Q.reshape(n, R, mf, S), (0, 2, 1, 3))  # (n, mf, R, S)
+                Q = path_input_partial(u[a], w[b], C)  # (n, mf, R, S)
                 r0 = foff[f]
                 for r in range(R):
                     for c in range(Cf):
@@ -610,8 +617,7 @@ class EquivariantTT:
                 blocks.append(_zeros((n, T, R * Cf * S), x[0]))
                 continue
             # the input slot: out[t, r, c, s] = sum_mf dx[t, mf, c] Q[mf, r, s], Q = sum C L w
-            Q = (_swap(u[a]) @ C.reshape(ma, mf * mb)).reshape(n, R * mf, mb) @ w[b]  # (n, R mf, S)
-            Q = tr(Q.reshape(n, R, mf, S), (0, 2, 1, 3)).reshape(n, mf, R * S)
+            Q = path_input_partial(u[a], w[b], C).reshape(n, mf, R * S)
             out = tr((_swap(dx[f]).reshape(n, T * Cf, mf) @ Q).reshape(n, T, Cf, R, S), (0, 1, 3, 2, 4))
             if a in du:  # the left environment's slot: sum_ma dL[t, ma, r] N[ma, c, s], N = sum C x w
                 N = path_right_partial(x[f], w[b], C).reshape(n, ma, Cf * S)

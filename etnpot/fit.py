@@ -93,15 +93,13 @@ class ALSFitter:
         self.client = client
         self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,
                               self.settings.chunk_atoms, self.settings.memory_mb, client)
-        self._chunks, self._valid_chunks, self.n_conf = self.loss.train, self.loss.validation, self.loss.n_conf
-        self._map = self.loss.map
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
-            self.pot.e0 = e0_from_system(self._map(C.e0_system, self._chunks, self.pot.species))
+            self.pot.e0 = e0_from_system(self.loss.map(C.e0_system, self.loss.train, self.pot.species))
         elif e0 is not None and e0 != "keep":
             self.pot.e0 = np.array([float(dict(e0)[s]) for s in self.pot.species])
         if normalize:
-            self.pot.basis.set_normalization(self._map(C.feature_moments, self._chunks, self.pot))
+            self.pot.basis.set_normalization(self.loss.map(C.feature_moments, self.loss.train, self.pot))
         self.history: list[dict] = []
         self.sweep_index = 0
         self.best = None  # (score, sweep, model copy)
@@ -250,7 +248,7 @@ class ALSFitter:
                 rec = {"sweep": s, "direction": direction, "steps": steps, "train_loss": self.objective(),
                        "bonds": [str(b) for b in tt.bonds[1:-1]], "num_parameters": self.pot.num_parameters,
                        "seconds": time.perf_counter() - t0}
-                rec["validation"] = self.errors(self._valid_chunks)
+                rec["validation"] = self.errors(self.loss.validation)
                 rec["validation_loss"] = self.loss.validation_loss()
                 self.history.append(rec)
                 self.sweep_index += 1
@@ -287,7 +285,7 @@ class ALSFitter:
     def summary(self) -> dict:
         return {"settings": asdict(self.settings),
                 "weights": asdict(self.weights),
-                "n_train": self.n_conf, "n_validation": int(sum(self._map(C.n_configs, self._valid_chunks, reduce=False))),
+                "n_train": self.loss.n_conf, "n_validation": self.loss.n_valid,
                 "best_sweep": self.best[1] if self.best else None,
                 # no wall-clock times here: the saved model must be bit-identical for the same seed
                 "history": [{k: v for k, v in h.items() if k not in ("steps", "seconds")} | {"steps": [

@@ -119,7 +119,9 @@ class Objective:
     def data_loss(self, chunks=None) -> float:
         """The data part of the objective per configuration (on the training set by default)."""
         chunks = self.train if chunks is None else chunks
-        n = self.n_conf if chunks is self.train else int(sum(self.map(C.n_configs, chunks, reduce=False)))
+        n = {id(self.train): self.n_conf, id(self.validation): self.n_valid}.get(id(chunks))
+        if n is None:
+            n = int(sum(self.map(C.n_configs, chunks, reduce=False)))
         return self.map(C.data_loss, chunks, self.pot, self.weights, self.weights.wants_stress()) / max(n, 1)
 
     def __call__(self) -> float:

@@ -9,6 +9,14 @@ temperature (Si 1687 K, Cu 1358 K).  Reported: the total-energy drift (slope of 
 meV/atom/ps), the largest deviation from the start, the mean temperature, the fraction of sampled
 steps (every 10th) whose maximum extrapolation grade exceeds the threshold, and ms per step.
 Models without an active set get one from their training data (``--data-dir``).
+
+    python benchmarks/bench_md.py --timing [--steps 200] [--skins 0 0.5 1 2] [--repeats 4 8]
+
+times velocity Verlet (1 fs, no grades) on the Si model with the calculator's neighbour-list skin
+``0`` (a new search every step, the path before the reused list) and the others: CPU and wall
+ms per step after 10 warm-up steps, and how many searches were made, at 300 K and 1,350 K, on
+diamond cells of 8 * repeat^3 atoms.  Positions and forces are compared at the last step against
+the skin-0 run (the trajectories are the same to rounding; its growth over the steps is printed).
 """
 import argparse
 import json
@@ -20,6 +28,7 @@ from ase import units
 from ase.build import bulk
 from etnpot.md import thermalize
 from ase.md.verlet import VelocityVerlet
+from threadpoolctl import threadpool_limits
 
 import etnpot
 from etnpot.grade import extrapolation_grades, fit_active_set
@@ -60,6 +69,38 @@ def run(pot, element, T, ps, dt, threshold, seed=0):
             "ms_per_step": wall / max(1, len(times) * 10 - 10) * 1000, "blew_up": bool(times[-1] < ps - 1e-9)}
 
 
+def timing(path, steps, skins, repeats, dt=1.0):
+    rows = []
+    pot = etnpot.load(path)
+    for rep in repeats:
+        for T in (300.0, 0.8 * T_MELT["Si"]):
+            ref = None
+            for skin in skins:
+                atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(rep)
+                calc = etnpot.ETNCalculator(pot, extrapolation="off", skin=skin)
+                atoms.calc = calc
+                thermalize(atoms, 2 * T, rng=0)
+                dyn = VelocityVerlet(atoms, dt * units.fs)
+                dyn.run(10)
+                b0 = calc.neighbors.n_builds
+                c0, w0 = time.process_time(), time.perf_counter()
+                dyn.run(steps)
+                cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+                f = atoms.get_forces()
+                if ref is None:
+                    ref = (atoms.positions.copy(), f.copy())
+                dx = float(np.abs(atoms.positions - ref[0]).max())
+                df = float(np.abs(f - ref[1]).max() / np.abs(ref[1]).max())
+                r = {"atoms": len(atoms), "T_target": T, "skin": skin, "steps": steps,
+                     "cpu_ms_per_step": cpu / steps * 1e3, "wall_ms_per_step": wall / steps * 1e3,
+                     "searches": calc.neighbors.n_builds - b0, "max_position_diff_A": dx, "max_force_diff_rel": df}
+                rows.append(r)
+                print(f"{len(atoms):>6} atoms {T:>6.0f} K skin {skin:>4g} Å: {r['cpu_ms_per_step']:8.2f} CPU ms/step "
+                      f"({r['wall_ms_per_step']:8.2f} wall), {r['searches']:>4} searches in {steps} steps; "
+                      f"vs skin {skins[0]:g}: positions {dx:.1e} Å, forces {df:.1e} relative", flush=True)
+    return rows
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -70,7 +111,20 @@ def main():
     ap.add_argument("--models", nargs="+", default=[f"Si:{here}/../fitting/zuo2020/Si_d4_r3.etn",
                                                     f"Cu:{here}/../fitting/zuo2020/Cu_d3_r3.etn"])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--timing", action="store_true", help="ms/step against the neighbour-list skin (Si model)")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--skins", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
+    ap.add_argument("--repeats", type=int, nargs="+", default=[4, 8])
     args = ap.parse_args()
+    if args.timing:
+        print(f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
+        with threadpool_limits(1):
+            rows = timing(args.models[0].split(":", 1)[1], args.steps, args.skins, args.repeats, args.dt)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=1)
+        return
     rows = []
     for spec in args.models:
         element, path = spec.split(":", 1)

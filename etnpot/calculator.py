@@ -5,6 +5,13 @@ electronic entropy), per-atom ``energies``, ``forces`` and, for 3-d periodic cel
 and per-atom ``stresses`` (eV, Å, eV/Å^3, ASE's sign: positive under tension).  Asking for the
 stress of a cell that is not periodic in three directions raises
 ``PropertyNotImplementedError``.  Caching is ASE's: results are reused until the atoms change.
+
+Between calls (MD steps, relaxation steps) the neighbour search is reused: a
+:class:`~etnpot.neighbors.VerletList` with a ``skin`` (default 1 Å) searches pairs within
+``r_cut + skin`` and searches again only when an atom has moved more than ``skin / 2`` or the
+cell, periodicity, atom count or atomic numbers changed; each call recomputes and filters the
+kept pairs' vectors to ``r_cut``.  The results are those of a fresh search (to rounding).
+``skin=0`` searches at every call.
 """
 from __future__ import annotations
 
@@ -23,10 +30,12 @@ class ETNCalculator(Calculator):
                               "extrapolation_grades"]
     nolabel = True
 
-    def __init__(self, potential, extrapolation: str = "warn", grade_threshold: float = 5.0, **kwargs):
+    def __init__(self, potential, extrapolation: str = "warn", grade_threshold: float = 5.0, skin: float = 1.0,
+                 **kwargs):
         """``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` when an
         atom's grade exceeds ``grade_threshold``), ``"raise"`` (an
-        :class:`~etnpot.grade.ExtrapolationError`) or ``"off"`` (no grades computed)."""
+        :class:`~etnpot.grade.ExtrapolationError`) or ``"off"`` (no grades computed).
+        ``skin``: Å beyond the cutoff kept in the reused neighbour list (0: search every call)."""
         super().__init__(**kwargs)
         if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
             from .io import load
@@ -38,6 +47,9 @@ class ETNCalculator(Calculator):
         self.extrapolation = extrapolation
         self.grade_threshold = float(grade_threshold)
         self.n_calls = 0  # number of actual evaluations (tests use it to check caching)
+        self.skin = float(skin)
+        self.neighbors = None  # the VerletList, made at the first call (and again if r_cut, skin or species change)
+        self._nl_key = None
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -51,7 +63,7 @@ class ETNCalculator(Calculator):
             raise PropertyNotImplementedError("extrapolation grades need a model with an active set "
                                               "(etnpot.grade.fit_active_set) and extrapolation != 'off'")
         grades = self.extrapolation != "off" and self.potential.active_set is not None
-        res = self.potential.compute(self.atoms, forces=True, stress=periodic, grades=grades)
+        res = self.potential.compute(self._graph(), forces=True, stress=periodic, grades=grades)
         self.n_calls += 1
         self.results = {
             "energy": float(res["energy"][0]),
@@ -79,3 +91,11 @@ class ETNCalculator(Calculator):
                 if self.extrapolation == "raise":
                     raise ExtrapolationError(msg)
                 warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+
+    def _graph(self):
+        from .neighbors import VerletList
+
+        key = (self.potential.r_cut, self.skin, tuple(self.potential.species))  # the kept species indices
+        if self.neighbors is None or self._nl_key != key:
+            self.neighbors, self._nl_key = VerletList(self.potential.r_cut, self.skin), key
+        return self.neighbors.graph(self.atoms, self.potential.species_index)

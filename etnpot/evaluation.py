@@ -26,8 +26,9 @@ The energy is multilinear in the sites' inputs and the same ``x`` enters every s
     \frac{\partial E}{\partial x_j} = \sum_s \sum_{a b} L_s[a]\, G_s[a, j, b]\, R_{s+1}[b]
       = \sum_s (L_s \otimes R_{s+1})\, G_s^{x\,T},
 
-one more GEMM ``(n, D_l D_r) @ (D_l D_r, D_f)`` per site (``L_0 = R_d = 1``).  The products
-``L_s E_s`` and ``E_s R_{s+1}`` are batched matrix-vector products over atoms.  For a small
+computed per middle site as ``Z_s R_{s+1}`` with ``Z_s = L_s G_s`` (one more GEMM
+``(n, D_l) @ (D_l, D_f D_r)``; ``L_0 = R_d = 1``).  The products ``L_s E_s``, ``E_s R_{s+1}`` and
+``Z_s R_{s+1}`` are batched matrix-vector products over atoms.  For a small
 bond (Zuo Si: ``D = 27``, ``D_f = 55``) that is ``4 D_l D_f D_r`` flops per middle site in
 BLAS-3, instead of a dozen broadcast products of ``3 x 5``-sized matrices per coupling path.
 The dense core is mostly zeros (CG sparsity: 11 % filled for Zuo Si), so for big bonds the
@@ -44,8 +45,8 @@ scale included), so
     F_i[l m c] = \sum_{z, n} W[z_i, z, l, c, n]\, P_i[l m, z, n], \qquad
     P_i[lm, z, n] = \sum_{j:\, z_j = z} Y_{lm}(\hat r_{ij})\, Q_n(r_{ij}),
 
-one product ``Y Q`` per pair (``(l_max+1)^2 N`` numbers), one segment sum per centre atom and
-neighbour species (a sparse incidence product), and one small GEMM per centre species and ``l``.
+one batched product per chunk in a padded layout of each atom's pairs (``(K, M) @ (M, S N)`` per
+atom, ``M`` the largest neighbour count), and one small GEMM per centre species and ``l``.
 
 **3. Pull-back through the same coefficients.**  With ``g_l = dE/dF_l`` per atom let
 ``H_i[lm, z, n] = sum_c g_l[i, m, c] W[z_i, z, l, c, n]`` (one small GEMM per centre species and
@@ -57,7 +58,7 @@ neighbour species (a sparse incidence product), and one small GEMM per centre sp
         + \sum_{lm} \nabla Y_{lm}\, (h_e\, Q_e)_{lm},
 
 which is :meth:`OneParticleBasis.pair_gradients` with the channel sum done per atom instead of
-per pair.
+per pair, and ``h_e Q_e``, ``h_e Q'_e`` one batched product per chunk in the same padded layout.
 
 Chunks are small (``CHUNK`` atoms) so that the per-pair temporaries stay in cache.  The tensor
 train runs on the potential's array library and dtype (``pot.to("torch")``, ``"float32"``)
@@ -68,7 +69,6 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-import scipy.sparse as sp
 from autoray import do, get_dtype_name
 
 from . import radial as _radial
@@ -86,24 +86,29 @@ class DenseTT:
     """The dense form of an :class:`~etnpot.tt.EquivariantTT` on one array library and dtype.
 
     ``Gx[s]``: core ``s`` as ``(D_f, D_l D_r)`` (the transfer-matrix map ``x -> E_s``), ``GxT[s]``
-    its transpose, both contiguous: views of the tensor train's own cache of dense cores
+    its transpose, ``GL[s]`` as ``(D_l, D_f D_r)``, all contiguous: views of the tensor train's own cache of dense cores
     (:meth:`~etnpot.tt.EquivariantTT._dense`, refreshed when a core block is replaced)."""
 
     def __init__(self, tt, like):
         if any(m != 1 for _, m in tt.bonds[-1]) or tt.bonds[-1].dim != 1:
             raise ValueError(f"the dense evaluation needs an invariant last bond, got {tt.bonds[-1]}")
         self.order = tt.order
-        self.Gx, self.GxT, self.shapes = [], [], []
+        self.Gx, self.GL, self.GxT, self.shapes = [], [], [], []
         for s in range(tt.order):
             shape, forms = tt._dense(s, like)
             self.shapes.append(shape)
             self.Gx.append(forms[0])
+            self.GL.append(forms[1])
             self.GxT.append(forms[4])
 
     def value_and_grad(self, x, grad=True, envs=False):
         """Value ``(n,)`` and ``dE/dx`` ``(n, D_f)`` (``None`` if not ``grad``) of flat inputs ``x``
         ``(n, D_f)``; with ``envs`` also the flat left and right environments ``{s: L_s}`` and
-        ``{s: R_s}`` for ``s = 1..d-1``."""
+        ``{s: R_s}`` for ``s = 1..d-1``.
+
+        The input gradient of a middle site is ``Z_s R_{s+1}`` with ``Z_s = L_s G_s`` (one GEMM
+        ``(n, D_l) @ (D_l, D_f D_r)``, then a batched matrix-vector product), not
+        ``(L_s (x) R_{s+1}) G_s^{x T}``: the same flops without the outer product, 20 % faster."""
         n, d = x.shape[0], self.order
         if d == 1:  # one site: E = x . G[0, :, 0]
             v = (x @ self.Gx[0])[:, 0]
@@ -121,7 +126,8 @@ class DenseTT:
         g = L[d - 1] @ self.GxT[d - 1]
         for s in range(d - 2, 0, -1):
             Dl, Df, Dr = self.shapes[s]
-            g = g + (L[s][:, :, None] * R[s + 1][:, None, :]).reshape(n, Dl * Dr) @ self.GxT[s]
+            Z = (L[s] @ self.GL[s]).reshape(n, Df, Dr)
+            g = g + (Z @ R[s + 1][:, :, None])[:, :, 0]
             R[s] = (E[s] @ R[s + 1][:, :, None])[:, :, 0]
         g = g + R[1] @ self.GxT[0]
         return (v, g, L, R) if envs else (v, g)
@@ -215,17 +221,33 @@ def chebyshev(radial, r):
 class PairData:
     """What the pull-back needs from the forward pass of one chunk."""
 
-    __slots__ = ("i", "zj", "r", "rhat", "Y", "dY", "QQ")
+    __slots__ = ("i", "rows", "M", "r", "rhat", "Y", "dY", "QQ")
 
     def __init__(self, **kw):
         for k, v in kw.items():
             setattr(self, k, v)
 
 
+def padded_rows(i, n):
+    """``(rows, M)``: the pairs of atoms ``0..n-1`` (``i`` sorted) in a padded layout of ``M`` slots
+    per atom (``M`` = the largest neighbour count, at least 1): pair ``e`` goes to row
+    ``i_e M + (e - first pair of i_e)``."""
+    E = len(i)
+    cnt = np.bincount(i, minlength=n)
+    M = max(int(cnt.max()) if E else 0, 1)
+    return np.arange(E) + (M * np.arange(n) - (np.cumsum(cnt) - cnt))[i], M
+
+
 def features(basis, g, s0, s1, p0, p1, W=None):
     """Feature blocks of atoms ``s0:s1`` (pairs ``p0:p1``), equal to :meth:`OneParticleBasis.compute`,
     and the :class:`PairData` of :func:`pair_gradients`.  ``W``: ``basis.pair_weights()``
-    rearranged by :func:`weights` (pass it to avoid recomputing it per chunk)."""
+    rearranged by :func:`weights` (pass it to avoid recomputing it per chunk).
+
+    The pairs of each atom are laid out in ``M`` padded slots (:func:`padded_rows`), so that
+    ``P_i = Y_i^T [Q_i]_z`` is one batched product per chunk, ``(K, M) @ (M, S N)`` per atom,
+    the radial functions placed in the columns of the neighbour's species (zeros elsewhere and in
+    empty slots).  (Was: one sparse incidence product per radial function; 20 % slower, most of
+    it SciPy's per-matrix checks.)"""
     W = weights(basis) if W is None else W
     S, L, C, N = basis.n_species, basis.l_max + 1, basis.n_channels, basis.radial.n_basis
     K = L * L
@@ -239,18 +261,20 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     Y, dY = real_sph_harm(basis.l_max, D, gradients=True)
     Qt, dQt = chebyshev(basis.radial, r)  # (N, E)
     i = g.i[p0:p1] - s0
-    zj = g.species[g.j[p0:p1]] if S > 1 else np.zeros(E, dtype=np.int64)
-    QQ = np.stack([Qt.T, dQt.T], axis=2)  # (E, N, 2), contiguous per pair
-    # P[(i, z), :, n] = sum over the pairs of atom i with neighbour species z of Y Q_n: one sparse
-    # product per radial function, the rows of the incidence matrix weighted by Q_n (no (E, K N)
-    # outer product: it cost 3x more than these products)
-    seg = i * S + zj
-    order = np.argsort(seg, kind="stable") if S > 1 else np.arange(E)
-    indptr = np.searchsorted(seg[order], np.arange(n * S + 1))
-    P = np.empty((n * S, K, N))
-    for k in range(N):
-        P[:, :, k] = sp.csr_matrix((QQ[order, k, 0], order, indptr), shape=(n * S, E)) @ Y
-    P = P.reshape(n, S, K, N).transpose(0, 2, 1, 3).reshape(n, K, S * N)
+    rows, M = padded_rows(i, n)
+    # QQ[i, slot, 0 or 1, z N + n]: Q_n and Q_n' of the pair in the columns of its neighbour's species
+    QQ = np.zeros((n * M, 2, S * N))
+    if S == 1:
+        QQ[rows, 0] = Qt.T
+        QQ[rows, 1] = dQt.T
+    else:
+        zj = g.species[g.j[p0:p1]]
+        q = QQ.reshape(n * M, 2, S, N)
+        q[rows, 0, zj] = Qt.T
+        q[rows, 1, zj] = dQt.T
+    Yp = np.zeros((n * M, K))
+    Yp[rows] = Y
+    P = Yp.reshape(n, M, K).transpose(0, 2, 1) @ QQ.reshape(n, M, 2 * S * N)[:, :, :S * N]  # (n, K, S N)
     centre = g.species[s0:s1]
     blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
     for z in range(S):
@@ -263,7 +287,7 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     ind[np.arange(n), 0, centre] = 1.0
     blocks[0] = np.concatenate([F0, ind], axis=2)
     rhat = D / np.where(r > 0, r, 1.0)[:, None]
-    return blocks, PairData(i=i, zj=zj, r=r, rhat=rhat, Y=Y, dY=dY, QQ=QQ)
+    return blocks, PairData(i=i, rows=rows, M=M, r=r, rhat=rhat, Y=Y, dY=dY, QQ=QQ)
 
 
 def weights(basis):
@@ -277,7 +301,9 @@ def weights(basis):
 
 def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarray:
     """``dE/dr_ij`` ``(E, 3)`` from ``g_l = dE/dF_l`` per atom (numpy float64 blocks), equal to
-    :meth:`OneParticleBasis.pair_gradients`."""
+    :meth:`OneParticleBasis.pair_gradients`.  ``h Q`` and ``h Q'`` of every pair come from one
+    batched product per chunk in the padded layout of :func:`features`, ``(2M, S N) @ (S N, K)``
+    per atom (was: one ``(K, N) @ (N, 2)`` product per pair, 1.9x slower)."""
     W = weights(basis) if W is None else W
     S, L, C, N = basis.n_species, basis.l_max + 1, basis.n_channels, basis.radial.n_basis
     K = L * L
@@ -288,11 +314,10 @@ def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarr
         for l in range(L):
             gl = grad_blocks[l][:, :, :C] if S == 1 else grad_blocks[l][sel][:, :, :C]
             H[sel, l * l:(l + 1) ** 2] = gl @ W[z][l].T  # (n_z, 2l+1, C) @ (C, S N)
-    H = H.reshape(n, K, S, N).transpose(0, 2, 1, 3)  # (n, S, K, N)
-    h = H[pd.i, pd.zj] if S > 1 else H[:, 0][pd.i]  # (E, K, N)
-    h01 = h @ pd.QQ  # (E, K, 2): h Q and h Q' per pair
-    out = pd.rhat * np.einsum("ek,ek->e", pd.Y, h01[:, :, 1])[:, None]
-    out += (pd.dY @ h01[:, :, :1])[:, :, 0]
+    T = pd.QQ.reshape(n, 2 * pd.M, S * N) @ H.transpose(0, 2, 1)  # (n, 2M, K): rows (slot, Q or Q')
+    h = T.reshape(n * pd.M, 2, K)[pd.rows]  # (E, 2, K): h Q and h Q' per pair
+    out = pd.rhat * np.einsum("ek,ek->e", pd.Y, h[:, 1])[:, None]
+    out += np.einsum("eak,ek->ea", pd.dY, h[:, 0])
     return out
 
 

@@ -49,7 +49,7 @@ def _close(a, b, keys=KEYS, rtol=1e-10):
         x, y = np.where(np.isnan(x), 0, x), np.where(np.isnan(y), 0, y)
         scale = max(np.abs(x).max(), 1e-300)
         assert np.abs(x - y).max() <= rtol * scale, (key, np.abs(x - y).max() / scale)
-    assert a["min_pair_distance"] == b["min_pair_distance"] and a["close_pairs"] == b["close_pairs"]
+    assert a["min_pair_distance"] == pytest.approx(b["min_pair_distance"], rel=1e-15) and a["close_pairs"] == b["close_pairs"]
 
 
 def _run(pot, configs, mode, chunk=None):
@@ -141,3 +141,22 @@ def test_torch_and_float32_dense():
     assert evaluation.dense_tt(p32.tt, np.zeros(1, np.float32)).Gx[1].dtype == np.float32
     err = np.abs(b["forces"] - ref["forces"]).max() / np.abs(ref["forces"]).max()
     assert 0 < err < 1e-5, err
+
+
+@pytest.mark.parametrize("name", ["d4_l2_r3", "d3_l1_r3_InP", "species_rank_1"])
+def test_padded_pair_layout(name):
+    """The features and pull-back lay each atom's pairs out in as many slots as the most
+    coordinated atom of the chunk has neighbours: a crowded atom beside sparse ones, and atoms
+    without neighbours inside a chunk (not only at its end), give the reference's numbers."""
+    pot = _model(name)
+    rng = np.random.default_rng(5)
+    crowd = rng.normal(size=(14, 3))
+    crowd *= (2.3 + rng.uniform(0, 1.2, size=(14, 1))) / np.linalg.norm(crowd, axis=1, keepdims=True)
+    pos = np.concatenate([[[0.0, 0.0, 0.0]], crowd, [[30.0, 0, 0], [0, 30.0, 0]], [[30.0, 2.4, 0]]])
+    order = rng.permutation(len(pos))  # the crowded centre and the lonely atoms anywhere in the chunks
+    sym = [pot.species[k % len(pot.species)] for k in range(len(pos))]
+    atoms = Atoms(sym, positions=pos[order])
+    ref = _run(pot, [atoms], "reference")
+    assert np.abs(ref["forces"]).max() > 0
+    for chunk in (None, 5, 1):
+        _close(ref, _run(pot, [atoms], "dense", chunk=chunk))

@@ -453,9 +453,10 @@ def test_evaluation_settings_do_not_change_results(small_pot, setting, value, mo
     import threadpoolctl
 
     assert getattr(small_pot, setting) != value
-    limits = []
-    real = threadpoolctl.threadpool_limits
-    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n, *a, **k: limits.append(n) or real(n, *a, **k))
+    limits = calls = []
+    real = threadpoolctl.ThreadpoolController.limit
+    monkeypatch.setattr(threadpoolctl.ThreadpoolController, "limit",
+                        lambda self, *a, limits=None, **k: calls.append(limits) or real(self, *a, limits=limits, **k))
     configs = [rattled_triclinic(16, repeat=(2, 2, 2)), random_cluster(17), rattled_triclinic(18)]
     whole = small_pot.compute(configs)
     assert limits == [1]

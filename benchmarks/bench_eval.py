@@ -73,12 +73,17 @@ def variants(path):
 
 
 def split(pot, atoms, repeat, cpu):
-    """Seconds per atom of each part, both paths, 1 thread."""
-    from etnpot.features import OneParticleBasis  # noqa: F401  (the reference's parts)
+    """Seconds per atom of each part, both paths, 1 thread; the fast path's parts are timed on its
+    own chunks (``evaluation.CHUNK`` atoms), "other" is its total (graph given) less the parts."""
+    from etnpot.neighbors import VerletList
 
     g = pot.graph(atoms)
     n = len(atoms)
-    out = {"neighbour list": median_time(lambda: pot.graph(atoms), repeat, cpu) / n}
+    out = {"neighbour list, new search (vesin)": median_time(lambda: pot.graph(atoms), repeat, cpu) / n}
+    nl = VerletList(pot.r_cut, 1.0)
+    nl.graph(atoms, pot.species_index)
+    out["neighbour list, reused (skin 1 Å: vectors + filter)"] = median_time(
+        lambda: nl.graph(atoms, pot.species_index), repeat, cpu) / n
     blocks, cache = pot.basis.compute(g)
     v, gx, _, _ = pot.tt.value_grad_envs(blocks)
     out["reference: features"] = median_time(lambda: pot.basis.compute(g), repeat, cpu) / n
@@ -97,12 +102,30 @@ def split(pot, atoms, repeat, cpu):
     grads = [dt.value_and_grad(x)[1] for x in xs]
     pos = np.cumsum([0] + [ir.dim * c for ir, c in pot.tt.inputs])
     gxs = [[gf[:, pos[f]:pos[f + 1]].reshape(fb[0][f].shape) for f in range(len(pos) - 1)] for gf, fb in zip(grads, feats)]
+    gp = np.concatenate([evaluation.pair_gradients(pot.basis, gx, f[1], g.species[c[0]:c[1]], W)
+                         for gx, f, c in zip(gxs, feats, chunks)])
     evaluation.compute_graph(pot, g, True, False)  # keep_freed_memory, caches
-    out["fast: features"] = median_time(lambda: [evaluation.features(pot.basis, g, *c, W) for c in chunks], repeat, cpu) / n
-    out["fast: contraction (dense)"] = median_time(lambda: [dt.value_and_grad(x) for x in xs], repeat, cpu) / n
-    out["fast: pull-back"] = median_time(lambda: [evaluation.pair_gradients(pot.basis, gx, f[1], g.species[c[0]:c[1]], W)
-                                                  for gx, f, c in zip(gxs, feats, chunks)], repeat, cpu) / n
-    out["fast: total (graph given)"] = median_time(lambda: evaluation.compute_graph(pot, g, True, False), repeat, cpu) / n
+    fast = {"features": median_time(lambda: [evaluation.features(pot.basis, g, *c, W) for c in chunks], repeat, cpu) / n,
+            "contraction (dense)": median_time(lambda: [dt.value_and_grad(x) for x in xs], repeat, cpu) / n,
+            "pull-back": median_time(lambda: [evaluation.pair_gradients(pot.basis, gx, f[1], g.species[c[0]:c[1]], W)
+                                              for gx, f, c in zip(gxs, feats, chunks)], repeat, cpu) / n,
+            "forces: pair sums (bincount)": median_time(lambda: [np.bincount(g.i, gp[:, a], minlength=n) -
+                                                                 np.bincount(g.j, gp[:, a], minlength=n)
+                                                                 for a in range(3)], repeat, cpu) / n}
+    total = median_time(lambda: evaluation.compute_graph(pot, g, True, False), repeat, cpu) / n
+    out.update({f"fast: {k}": v for k, v in fast.items()})
+    out["fast: other (Python, copies, bookkeeping)"] = total - sum(fast.values())
+    out["fast: total (graph given)"] = total
+    calc = etnpot.ETNCalculator(pot, extrapolation="off")
+    a = atoms.copy()
+    a.calc = calc
+    rng = np.random.default_rng(0)
+
+    def step():  # an MD-like step: every atom moved a little, the neighbour list reused
+        a.positions += 0.001 * rng.standard_normal(a.positions.shape)
+        a.get_forces()
+
+    out["ETNCalculator step (forces + stress, list reused)"] = median_time(step, repeat, cpu) / n
     return out
 
 

@@ -19,6 +19,7 @@ diamond cells of 8 * repeat^3 atoms.  Positions and forces are compared at the l
 the skin-0 run (the trajectories are the same to rounding; its growth over the steps is printed).
 """
 import argparse
+import inspect
 import json
 import os
 import time
@@ -77,12 +78,15 @@ def timing(path, steps, skins, repeats, dt=1.0):
             ref = None
             for skin in skins:
                 atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(rep)
-                calc = etnpot.ETNCalculator(pot, extrapolation="off", skin=skin)
+                # an etnpot without the reused list (an older commit on PYTHONPATH) searches every step
+                reuse = "skin" in inspect.signature(etnpot.ETNCalculator).parameters
+                calc = etnpot.ETNCalculator(pot, extrapolation="off", **({"skin": skin} if reuse else {}))
                 atoms.calc = calc
                 thermalize(atoms, 2 * T, rng=0)
                 dyn = VelocityVerlet(atoms, dt * units.fs)
                 dyn.run(10)
-                b0 = calc.neighbors.n_builds
+                builds = lambda: calc.neighbors.n_builds if reuse else calc.n_calls
+                b0 = builds()
                 c0, w0 = time.process_time(), time.perf_counter()
                 dyn.run(steps)
                 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
@@ -93,7 +97,7 @@ def timing(path, steps, skins, repeats, dt=1.0):
                 df = float(np.abs(f - ref[1]).max() / np.abs(ref[1]).max())
                 r = {"atoms": len(atoms), "T_target": T, "skin": skin, "steps": steps,
                      "cpu_ms_per_step": cpu / steps * 1e3, "wall_ms_per_step": wall / steps * 1e3,
-                     "searches": calc.neighbors.n_builds - b0, "max_position_diff_A": dx, "max_force_diff_rel": df}
+                     "searches": builds() - b0, "etnpot": os.path.dirname(etnpot.__file__), "max_position_diff_A": dx, "max_force_diff_rel": df}
                 rows.append(r)
                 print(f"{len(atoms):>6} atoms {T:>6.0f} K skin {skin:>4g} Å: {r['cpu_ms_per_step']:8.2f} CPU ms/step "
                       f"({r['wall_ms_per_step']:8.2f} wall), {r['searches']:>4} searches in {steps} steps; "

@@ -63,7 +63,7 @@ def runs(peers, models, quick):
 REFERENCE = {"Si": "ETN d4 r3 (1468 p)", "Cu": "ETN d3 r3 (847 p)", "InP": "ETN d3 r3 (InP)"}
 
 
-def measure(label, python, code, model, cell, sizes, threads, repeat):
+def measure(label, python, code, model, cell, sizes, threads, repeat, pythonpath=None):
     if model and not os.path.exists(model):
         print(f"  skipped {label}: {model} not found", flush=True)
         return []
@@ -73,6 +73,8 @@ def measure(label, python, code, model, cell, sizes, threads, repeat):
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[k] = str(threads)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     cmd = [python, os.path.join(HERE, "peer_timing.py"), "--code", code, "--cell", cell, "--repeat", str(repeat),
            "--threads", str(threads),
            "--atoms", *map(str, sizes)] + (["--model", model] if model else [])
@@ -83,7 +85,8 @@ def measure(label, python, code, model, cell, sizes, threads, repeat):
     rows = [json.loads(ln) | {"label": label, "threads": threads} for ln in proc.stdout.splitlines() if ln.startswith("{")]
     for r in rows:
         print(f"  {cell:4s} {label:32s} {r['n_atoms']:7d} atoms  {r['median_s'] * 1e6 / r['n_atoms']:9.1f} µs/atom"
-              f"  (median {r['median_s']:.4g} s, peak {r['peak_rss_mb']:.0f} MB)", flush=True)
+              f"  (median {r['median_s']:.4g} s, CPU {r.get('median_cpu_s', float('nan')) * 1e6 / r['n_atoms']:.1f} "
+              f"µs/atom, peak {r['peak_rss_mb']:.0f} MB)", flush=True)
     return rows
 
 
@@ -102,10 +105,24 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="sizes up to 8,000 atoms only")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "peers.json"))
+    ap.add_argument("--cells", nargs="+", default=None, help="only these cells (Si, Cu, InP)")
+    ap.add_argument("--only", nargs="+", default=None, help="only runs whose label contains one of these strings "
+                    "(the cell's reference ETN run is always kept)")
+    ap.add_argument("--etn-path", default=None, help="PYTHONPATH for the etnpot runs (e.g. an export of an older "
+                    "commit, to time it side by side as 'before')")
     args = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
     rows = []
     for spec in runs(args.peers, args.models, args.quick):
+        label, cell = spec[0], spec[4]
+        if args.cells and cell not in args.cells:
+            continue
+        if args.only and label != REFERENCE[cell] and not any(o in label for o in args.only):
+            continue
         rows += measure(*spec, repeat=args.repeat)
+        if args.etn_path and spec[2] == "etn" and label == REFERENCE[cell]:
+            rows += measure(label + " (before)", *spec[1:], repeat=args.repeat, pythonpath=args.etn_path)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
     # ratio ETN time / peer time at each size (<= 1: etnpot is faster), against the ETN model of
     # each cell whose accuracy is comparable to the peers' (see fitting/peers/README.md)
     print("\nETN time / peer time (<= 1: etnpot faster), and scaling exponent over the sizes >= 1,000 atoms:")
@@ -115,11 +132,16 @@ def main():
         for label in dict.fromkeys(r["label"] for r in rows if r["cell"] == cell):
             mine = [r for r in rows if r["cell"] == cell and r["label"] == label]
             ratios = {r["n_atoms"]: ref[r["n_atoms"]] / r["median_s"] for r in mine if r["n_atoms"] in ref}
+            ref_cpu = {r["n_atoms"]: r.get("median_cpu_s") for r in rows if r["cell"] == cell and r["label"] == REFERENCE[cell]}
+            cpu_ratios = {r["n_atoms"]: ref_cpu[r["n_atoms"]] / r["median_cpu_s"] for r in mine
+                          if ref_cpu.get(r["n_atoms"]) and r.get("median_cpu_s")}
             e = exponent(mine)
             summary.append({"cell": cell, "label": label, "reference": REFERENCE[cell], "etn_over_peer": ratios,
+                            "etn_over_peer_cpu": cpu_ratios,
                             "exponent": e, "peak_rss_mb": max(r["peak_rss_mb"] for r in mine)})
             print(f"  {cell:4s} {label:32s} " + "  ".join(f"{n}: {v:6.2f}" for n, v in ratios.items())
-                  + (f"   exponent {e:.3f}" if e is not None else ""))
+                  + (f"   exponent {e:.3f}" if e is not None else "")
+                  + ("   CPU: " + "  ".join(f"{n}: {v:6.2f}" for n, v in cpu_ratios.items()) if cpu_ratios else ""))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"rows": rows, "summary": summary}, fh, indent=1)

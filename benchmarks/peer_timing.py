@@ -8,8 +8,9 @@ how ``bench_peers.py`` measures every code in one run on identical cells::
 
 Each cell is a rattled (0.03 Å) supercell; every repetition moves all atoms by a further
 0.001 Å so that no code can return cached results, as in an MD step. Prints one JSON line per
-cell size: median, min and max seconds of energy+forces over ``--repeat`` calls after a warm-up,
-and the peak RSS of this process.
+cell size: median, min and max wall seconds of energy+forces over ``--repeat`` calls after a
+warm-up, the median CPU seconds of this process (preemption by other jobs does not count), and
+the peak RSS of this process.
 """
 import argparse
 import json
@@ -66,15 +67,16 @@ def make_calculator(code, model, threads=1, species=()):
 def time_calc(calc, atoms, repeat):
     rng = np.random.default_rng(1)
     atoms.calc = calc
-    ts = []
+    ts, cs = [], []
     for k in range(repeat + 1):
         atoms.positions += 0.001 * rng.standard_normal(atoms.positions.shape)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         atoms.get_potential_energy()
         atoms.get_forces()
         if k:  # the first call is a warm-up (neighbour lists, compilation, caches)
             ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts))
+            cs.append(time.process_time() - c)
+    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts)), float(np.median(cs))
 
 
 def main():
@@ -91,9 +93,9 @@ def main():
         # a fresh calculator per cell: motep's keeps the neighbour list of the first system
         calc = make_calculator(args.code, args.model, args.threads, species)
         atoms = make_cell(args.cell, n)
-        med, lo, hi = time_calc(calc, atoms, args.repeat)
+        med, lo, hi, cpu = time_calc(calc, atoms, args.repeat)
         print(json.dumps({"code": args.code, "model": args.model, "cell": args.cell, "n_atoms": len(atoms),
-                          "median_s": med, "min_s": lo, "max_s": hi,
+                          "median_s": med, "min_s": lo, "max_s": hi, "median_cpu_s": cpu,
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}), flush=True)
 
 

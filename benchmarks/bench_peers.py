@@ -40,6 +40,7 @@ def runs(peers, models, quick):
         ("ETN d3 r3 (847 p)", main_py, "etn", z("zuo2020/Si_d3_r3.etn"), "Si", large, 1),
         ("ETN d4 r3 (1468 p)", main_py, "etn", z("zuo2020/Si_d4_r3.etn"), "Si", large, 1),
         ("ETN d4 r3 (1468 p), 2 threads", main_py, "etn", z("zuo2020/Si_d4_r3.etn"), "Si", large, 2),
+        ("ETN d4 r3 (1468 p), + stress", main_py, "etn+stress", z("zuo2020/Si_d4_r3.etn"), "Si", large, 1),
         ("MTP level 10, cext", mtp, "mtp-cext", m("Si_mtp10.mtp"), "Si", large, 1),
         ("MTP level 16, cext", mtp, "mtp-cext", m("Si_mtp16.mtp"), "Si", large, 1),
         ("MTP level 16, numba", mtp, "mtp-numba", m("Si_mtp16.mtp"), "Si", small, 1),
@@ -75,9 +76,11 @@ def measure(label, python, code, model, cell, sizes, threads, repeat, pythonpath
         env[k] = str(threads)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    stress = code.endswith("+stress")
+    code = code.removesuffix("+stress")
     cmd = [python, os.path.join(HERE, "peer_timing.py"), "--code", code, "--cell", cell, "--repeat", str(repeat),
            "--threads", str(threads),
-           "--atoms", *map(str, sizes)] + (["--model", model] if model else [])
+           "--atoms", *map(str, sizes)] + (["--model", model] if model else []) + (["--stress"] if stress else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         print(f"  FAILED {label}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")

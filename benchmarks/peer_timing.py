@@ -64,7 +64,7 @@ def make_calculator(code, model, threads=1, species=()):
     raise ValueError(f"unknown code {code!r}")
 
 
-def time_calc(calc, atoms, repeat):
+def time_calc(calc, atoms, repeat, stress=False):
     rng = np.random.default_rng(1)
     atoms.calc = calc
     ts, cs = [], []
@@ -73,6 +73,8 @@ def time_calc(calc, atoms, repeat):
         t, c = time.perf_counter(), time.process_time()
         atoms.get_potential_energy()
         atoms.get_forces()
+        if stress:
+            atoms.get_stress()
         if k:  # the first call is a warm-up (neighbour lists, compilation, caches)
             ts.append(time.perf_counter() - t)
             cs.append(time.process_time() - c)
@@ -87,15 +89,17 @@ def main():
     ap.add_argument("--atoms", type=int, nargs="+", required=True, help="approximate cell sizes")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="etnpot's BLAS threads (the others follow OMP_NUM_THREADS)")
+    ap.add_argument("--stress", action="store_true", help="also ask for the stress (motep's calculator computes it "
+                    "at every call anyway; etnpot's only once asked)")
     args = ap.parse_args()
     species = sorted({int(z) for z in CELLS[args.cell]().numbers})
     for n in args.atoms:
         # a fresh calculator per cell: motep's keeps the neighbour list of the first system
         calc = make_calculator(args.code, args.model, args.threads, species)
         atoms = make_cell(args.cell, n)
-        med, lo, hi, cpu = time_calc(calc, atoms, args.repeat)
+        med, lo, hi, cpu = time_calc(calc, atoms, args.repeat, args.stress)
         print(json.dumps({"code": args.code, "model": args.model, "cell": args.cell, "n_atoms": len(atoms),
-                          "median_s": med, "min_s": lo, "max_s": hi, "median_cpu_s": cpu,
+                          "median_s": med, "min_s": lo, "max_s": hi, "median_cpu_s": cpu, "stress": args.stress,
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}), flush=True)
 
 

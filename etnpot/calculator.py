@@ -2,7 +2,8 @@
 
 ``atoms.calc = ETNCalculator(potential)`` gives ``energy``, ``free_energy`` (equal: no
 electronic entropy), per-atom ``energies``, ``forces`` and, for 3-d periodic cells, ``stress``
-and per-atom ``stresses`` (eV, Å, eV/Å^3, ASE's sign: positive under tension).  Asking for the
+and per-atom ``stresses`` (eV, Å, eV/Å^3, ASE's sign: positive under tension; computed from the
+first call that asks for either on, so that MD that never asks does not pay for them).  Asking for the
 stress of a cell that is not periodic in three directions raises
 ``PropertyNotImplementedError``.  Caching is ASE's: results are reused until the atoms change.
 
@@ -50,6 +51,7 @@ class ETNCalculator(Calculator):
         self.skin = float(skin)
         self.neighbors = None  # the VerletList, made at the first call (and again if r_cut, skin or species change)
         self._nl_key = None
+        self._stress_wanted = False
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -63,7 +65,11 @@ class ETNCalculator(Calculator):
             raise PropertyNotImplementedError("extrapolation grades need a model with an active set "
                                               "(etnpot.grade.fit_active_set) and extrapolation != 'off'")
         grades = self.extrapolation != "off" and self.potential.active_set is not None
-        res = self.potential.compute(self._graph(), forces=True, stress=periodic, grades=grades)
+        # the stress costs ~10 % of a step: computed once asked for, and from then on at every call
+        # (an MD driver that never asks, e.g. velocity Verlet, never pays for it)
+        self._stress_wanted = self._stress_wanted or want_stress
+        stress = periodic and self._stress_wanted
+        res = self.potential.compute(self._graph(), forces=True, stress=stress, grades=grades)
         self.n_calls += 1
         self.results = {
             "energy": float(res["energy"][0]),
@@ -71,7 +77,7 @@ class ETNCalculator(Calculator):
             "energies": res["energies"],
             "forces": res["forces"],
         }
-        if periodic:
+        if stress:
             self.results["stress"] = res["stress"][0]
             self.results["stresses"] = res["stresses"]
         if res["close_pairs"]:

@@ -77,3 +77,20 @@ def test_verlet_conserves_energy(small_pot):
         assert atoms.get_kinetic_energy() > 1e-3  # it moved
         drifts.append(abs(atoms.get_total_energy() - e0))
     assert drifts[1] < 0.5 * drifts[0] and drifts[1] < 1e-3
+
+
+def test_stress_only_once_asked(small_pot):
+    """Forces-only steps skip the stress; the first request computes it (equal to a fresh
+    evaluation), and later steps keep computing it."""
+    atoms = rattled_triclinic(25)
+    calc = etnpot.ETNCalculator(small_pot)
+    atoms.calc = calc
+    atoms.get_forces()
+    assert "stress" not in calc.results and calc.n_calls == 1
+    ref = small_pot.compute(atoms)
+    np.testing.assert_allclose(atoms.get_stress(), ref["stress"][0], rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(atoms.get_stresses(), ref["stresses"], rtol=1e-12, atol=1e-16)
+    assert calc.n_calls == 2
+    atoms.positions[0, 0] += 0.01
+    atoms.get_forces()
+    assert "stress" in calc.results and calc.n_calls == 3

@@ -111,21 +111,42 @@ def main():
     ap.add_argument("--cells", nargs="+", default=None, help="only these cells (Si, Cu, InP)")
     ap.add_argument("--only", nargs="+", default=None, help="only runs whose label contains one of these strings "
                     "(the cell's reference ETN run is always kept)")
+    ap.add_argument("--rounds", type=int, default=1, help="measure every code this many times, interleaved; "
+                    "report the median over rounds")
     ap.add_argument("--etn-path", default=None, help="PYTHONPATH for the etnpot runs (e.g. an export of an older "
                     "commit, to time it side by side as 'before')")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
-    rows = []
-    for spec in runs(args.peers, args.models, args.quick):
-        label, cell = spec[0], spec[4]
-        if args.cells and cell not in args.cells:
-            continue
-        if args.only and label != REFERENCE[cell] and not any(o in label for o in args.only):
-            continue
-        rows += measure(*spec, repeat=args.repeat)
-        if args.etn_path and spec[2] == "etn" and label == REFERENCE[cell]:
-            rows += measure(label + " (before)", *spec[1:], repeat=args.repeat, pythonpath=args.etn_path)
+    raw = []
+    for rnd in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {rnd + 1} of {args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        for spec in runs(args.peers, args.models, args.quick):
+            label, cell = spec[0], spec[4]
+            if args.cells and cell not in args.cells:
+                continue
+            if args.only and label != REFERENCE[cell] and not any(o in label for o in args.only):
+                continue
+            raw += [r | {"round": rnd} for r in measure(*spec, repeat=args.repeat)]
+            if args.etn_path and spec[2] == "etn" and label == REFERENCE[cell]:
+                raw += [r | {"round": rnd} for r in measure(label + " (before)", *spec[1:], repeat=args.repeat,
+                                                             pythonpath=args.etn_path)]
     print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+    # with several rounds (every code once per round, interleaved, so that a change of the
+    # machine's load hits all codes alike): the median over rounds of each code's median
+    rows = []
+    for key in dict.fromkeys((r["cell"], r["label"], r["n_atoms"]) for r in raw):
+        rs = [r for r in raw if (r["cell"], r["label"], r["n_atoms"]) == key]
+        agg = dict(rs[0])
+        for q in ("median_s", "median_cpu_s"):
+            vals = [r[q] for r in rs if r.get(q) is not None]
+            agg[q] = float(np.median(vals)) if vals else None
+        agg["rounds"] = [r["median_s"] for r in rs]
+        rows.append(agg)
+        if args.rounds > 1:
+            print(f"  {key[0]:4s} {key[1]:32s} {key[2]:7d} atoms  median over {len(rs)} rounds "
+                  f"{agg['median_s'] * 1e6 / key[2]:9.1f} µs/atom  (rounds: "
+                  + ", ".join(f"{v * 1e6 / key[2]:.1f}" for v in agg["rounds"]) + ")")
     # ratio ETN time / peer time at each size (<= 1: etnpot is faster), against the ETN model of
     # each cell whose accuracy is comparable to the peers' (see fitting/peers/README.md)
     print("\nETN time / peer time (<= 1: etnpot faster), and scaling exponent over the sizes >= 1,000 atoms:")
@@ -147,7 +168,7 @@ def main():
                   + ("   CPU: " + "  ".join(f"{n}: {v:6.2f}" for n, v in cpu_ratios.items()) if cpu_ratios else ""))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as fh:
-        json.dump({"rows": rows, "summary": summary}, fh, indent=1)
+        json.dump({"rows": rows, "summary": summary, "raw": raw}, fh, indent=1)
     print(f"\nwrote {args.json}")
 
 

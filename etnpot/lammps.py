@@ -505,7 +505,6 @@ class ETNFixExternal:
         t2 = time.perf_counter()
         # forces on owned and ghost atoms: +g_ij on i, -g_ij on j
         count = np.bincount(i, minlength=nlocal) if nlocal else np.zeros(0, np.int64)
-        gc = np.ascontiguousarray(gp.T)
         ncol = 3
         # LAMMPS marks the steps on which a compute needs per-atom virials (compute stress/atom):
         # update->vflag_atom holds that step; the same on every rank
@@ -515,7 +514,7 @@ class ETNFixExternal:
             pv = _pair_virials(D, gp)
         vals = np.empty((nall, ncol))
         for c in range(3):
-            vals[:, c] = -np.bincount(j, gc[c], minlength=nall)
+            vals[:, c] = -np.bincount(j, gp[:, c], minlength=nall)  # (a column at a time: no transposed copy)
         vals[:nlocal, :3] += _segment_sums(gp, count, nlocal)
         if peratom_virial:  # half of each pair's virial to i, half to j
             for c in range(6):

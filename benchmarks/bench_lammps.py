@@ -2,6 +2,8 @@
 against the model's own evaluation, at 4,000 and 32,000 atoms.
 
     python benchmarks/bench_lammps.py [--model fitting/zuo2020/Cu_d3_r3.etn] [--sizes 10 20] [--steps 5]
+                                      [--repeats R] [--no-ase] [--label L] [--out JSON]
+    python benchmarks/bench_lammps.py --summarize A.json B.json ... [--out SUMMARY.json]
 
 The cells are fcc Cu (a = 3.62 Å, ``n x n x n`` cubic cells: 4 n^3 atoms; n = 10 and 20 give
 4,000 and 32,000 atoms), rattled by 0.05 Å, velocities at 300 K, NVE with a 1 fs step.
@@ -10,14 +12,22 @@ Measured, each in a fresh process:
 * ``lammps_1`` / ``lammps_2``: ``etnpot.lammps.attach`` under ``mpiexec -n 1`` / ``-n 2``;
   ms per step is the median interval between successive callbacks over ``--steps`` steps
   (after ``run 0``), i.e. the whole MD step; ``model`` and ``callback`` are the medians of
-  the time in the model evaluation and in the whole callback (rank 0);
+  the time in the model evaluation and in the whole callback (rank 0); ``per_rank`` holds every
+  rank's medians of model, callback, ``pairs`` (pair lists and distance filter), ``forces``
+  (force, virial and per-atom sums) and ``comm`` (MPI, waiting for the other rank included),
+  its CPU seconds, atoms and list rebuilds (the breakdown needs the current ``etnpot.lammps``;
+  older code gives model and callback only);
 * ``ase``: ``ase.md.verlet.VelocityVerlet`` with ``ETNCalculator`` (median of per-step times);
 * ``compute``: ``ETNPotential.compute`` (energy, forces, stress) on the same cell, median of
   ``--steps``: the model's own evaluation time, neighbour search included.
 
-Adapter overhead = lammps_1 step / compute - 1.  Speed-up = lammps_1 / lammps_2.  The machine's
-load average is recorded with every measurement (other jobs share the cores).
-Results go to ``benchmarks/results/lammps.json``.
+Adapter overhead on one rank = callback / model - 1 (and step / model - 1, which adds LAMMPS's
+own work per step).  Speed-up = 1-rank step / 2-rank step.  ``--repeats`` runs 1 and 2 ranks
+alternately R times and takes medians over the runs.  To compare two versions of the code, run
+this script with ``PYTHONPATH`` pointing at each checkout (e.g. a ``git worktree``) and
+different ``--label`` values, alternately, then ``--summarize`` the files.  The machine's load
+average is recorded with every measurement (other jobs share the cores).  Results go to
+``benchmarks/results/lammps.json``.
 """
 import argparse
 import json
@@ -130,6 +140,38 @@ def run_lammps(mpiexec, args, n, ranks):
     return res
 
 
+def summarize(paths):
+    """Medians over the runs of several result files, grouped by ``--label`` (e.g. the code before
+    and after a change, measured alternately): ms per step, callback and model on 1 rank, the
+    2-rank step and the speed-up, per size."""
+    groups = {}
+    for p in paths:
+        with open(p) as fh:
+            d = json.load(fh)
+        for row in d["results"]:
+            g = groups.setdefault((d.get("label", ""), row["atoms"]), {"runs_1": [], "runs_2": [], "load": []})
+            g["runs_1"] += row["runs_1"]
+            g["runs_2"] += row["runs_2"]
+            g["load"] += [r["loadavg_before"] for r in row["runs_1"] + row["runs_2"]]
+    out = []
+    for (label, atoms), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        m1 = {k: statistics.median(r[k] for r in g["runs_1"]) for k in ("ms_per_step", "callback_ms", "model_ms")}
+        s2 = statistics.median(r["ms_per_step"] for r in g["runs_2"])
+        sp = [a["ms_per_step"] / b["ms_per_step"] for a, b in zip(g["runs_1"], g["runs_2"])]
+        row = {"label": label, "atoms": atoms, "runs": len(g["runs_1"]), "step_1_ms": m1["ms_per_step"],
+               "callback_1_ms": m1["callback_ms"], "model_1_ms": m1["model_ms"], "step_2_ms": s2,
+               "callback_over_model_1": m1["callback_ms"] / m1["model_ms"] - 1,
+               "step_over_model_1": m1["ms_per_step"] / m1["model_ms"] - 1,
+               "speedup_2_ranks": m1["ms_per_step"] / s2, "speedup_2_ranks_per_run": sp,
+               "loadavg_range": [min(g["load"]), max(g["load"])]}
+        out.append(row)
+        print(f"{label:>8} {atoms:>6} atoms ({row['runs']} runs): 1 rank step {row['step_1_ms']:7.1f} ms, callback "
+              f"{row['callback_1_ms']:7.1f}, model {row['model_1_ms']:7.1f} (callback {100 * row['callback_over_model_1']:+.1f} %, "
+              f"step {100 * row['step_over_model_1']:+.1f} %); 2 ranks {s2:7.1f} ms: x{row['speedup_2_ranks']:.2f} "
+              f"(runs {' '.join(f'{v:.2f}' for v in sp)}); load {min(g['load']):.1f}-{max(g['load']):.1f}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "fitting", "zuo2020", "Cu_d3_r3.etn"))
@@ -140,11 +182,19 @@ def main():
     ap.add_argument("--no-ase", action="store_true", help="LAMMPS only (no ASE step, no ETNPotential.compute)")
     ap.add_argument("--label", default="", help="stored with the results (e.g. which code was measured)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "lammps.json"))
+    ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print (and with --out write) medians over "
+                    "the runs of these result files, grouped by label; runs nothing")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.summarize:
+        out = summarize(args.summarize)
+        if "--out" in sys.argv:
+            with open(args.out, "w") as fh:
+                json.dump({"summary_of": [os.path.basename(p) for p in args.summarize], "rows": out}, fh, indent=2)
+        return
     bindir = os.path.dirname(sys.executable)
     mpiexec = os.path.join(bindir, "mpiexec") if os.path.exists(os.path.join(bindir, "mpiexec")) else "mpiexec"
     import etnpot.lammps

@@ -14,8 +14,9 @@ Models without an active set get one from their training data (``--data-dir``).
 
 times velocity Verlet (1 fs, no grades) on the Si model with the calculator's neighbour-list skin
 ``0`` (a new search every step, the path before the reused list) and the others: CPU and wall
-ms per step after 10 warm-up steps, and how many searches were made, at 300 K and 1,350 K, on
-diamond cells of 8 * repeat^3 atoms.  Positions and forces are compared at the last step against
+ms per step after 10 warm-up steps (the skins' runs advance in turns of 25 steps; medians over
+the turns), and how many searches were made, at 300 K and 1,350 K, on diamond cells of
+8 * repeat^3 atoms.  Positions and forces are compared at the last step against
 the skin-0 run (the trajectories are the same to rounding; its growth over the steps is printed).
 """
 import argparse
@@ -70,38 +71,50 @@ def run(pot, element, T, ps, dt, threshold, seed=0):
             "ms_per_step": wall / max(1, len(times) * 10 - 10) * 1000, "blew_up": bool(times[-1] < ps - 1e-9)}
 
 
-def timing(path, steps, skins, repeats, dt=1.0):
+def timing(path, steps, skins, repeats, dt=1.0, block=25):
+    """ms/step of velocity Verlet for each skin.  The runs of one cell and temperature advance
+    side by side, ``block`` steps at a time in turn, so that a change of the machine's load hits
+    every skin alike; per skin the median over blocks of CPU ms/step is reported."""
     rows = []
     pot = etnpot.load(path)
+    # an etnpot without the reused list (an older commit on PYTHONPATH) searches every step
+    reuse = "skin" in inspect.signature(etnpot.ETNCalculator).parameters
     for rep in repeats:
         for T in (300.0, 0.8 * T_MELT["Si"]):
-            ref = None
+            runs = []
             for skin in skins:
                 atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(rep)
-                # an etnpot without the reused list (an older commit on PYTHONPATH) searches every step
-                reuse = "skin" in inspect.signature(etnpot.ETNCalculator).parameters
                 calc = etnpot.ETNCalculator(pot, extrapolation="off", **({"skin": skin} if reuse else {}))
                 atoms.calc = calc
                 thermalize(atoms, 2 * T, rng=0)
                 dyn = VelocityVerlet(atoms, dt * units.fs)
                 dyn.run(10)
-                builds = lambda: calc.neighbors.n_builds if reuse else calc.n_calls
-                b0 = builds()
-                c0, w0 = time.process_time(), time.perf_counter()
-                dyn.run(steps)
-                cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+                builds = (lambda c=calc: c.neighbors.n_builds) if reuse else (lambda c=calc: c.n_calls)
+                runs.append({"skin": skin, "atoms": atoms, "dyn": dyn, "builds": builds, "b0": builds(),
+                             "cpu": [], "wall": []})
+            for _ in range(max(1, steps // block)):
+                for r in runs:
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    r["dyn"].run(block)
+                    r["cpu"].append((time.process_time() - c0) / block * 1e3)
+                    r["wall"].append((time.perf_counter() - w0) / block * 1e3)
+            ref = runs[0]["atoms"].positions, runs[0]["atoms"].get_forces()
+            for r in runs:
+                atoms = r["atoms"]
                 f = atoms.get_forces()
-                if ref is None:
-                    ref = (atoms.positions.copy(), f.copy())
                 dx = float(np.abs(atoms.positions - ref[0]).max())
                 df = float(np.abs(f - ref[1]).max() / np.abs(ref[1]).max())
-                r = {"atoms": len(atoms), "T_target": T, "skin": skin, "steps": steps,
-                     "cpu_ms_per_step": cpu / steps * 1e3, "wall_ms_per_step": wall / steps * 1e3,
-                     "searches": builds() - b0, "etnpot": os.path.dirname(etnpot.__file__), "max_position_diff_A": dx, "max_force_diff_rel": df}
-                rows.append(r)
-                print(f"{len(atoms):>6} atoms {T:>6.0f} K skin {skin:>4g} Å: {r['cpu_ms_per_step']:8.2f} CPU ms/step "
-                      f"({r['wall_ms_per_step']:8.2f} wall), {r['searches']:>4} searches in {steps} steps; "
-                      f"vs skin {skins[0]:g}: positions {dx:.1e} Å, forces {df:.1e} relative", flush=True)
+                n_steps = block * len(r["cpu"])
+                row = {"atoms": len(atoms), "T_target": T, "skin": r["skin"], "steps": n_steps,
+                       "cpu_ms_per_step": float(np.median(r["cpu"])), "wall_ms_per_step": float(np.median(r["wall"])),
+                       "cpu_ms_per_step_blocks": r["cpu"], "searches": r["builds"]() - r["b0"],
+                       "etnpot": os.path.dirname(etnpot.__file__), "max_position_diff_A": dx,
+                       "max_force_diff_rel": df}
+                rows.append(row)
+                print(f"{len(atoms):>6} atoms {T:>6.0f} K skin {r['skin']:>4g} Å: {row['cpu_ms_per_step']:8.2f} CPU "
+                      f"ms/step ({row['wall_ms_per_step']:8.2f} wall; medians of {len(r['cpu'])} blocks of {block}), "
+                      f"{row['searches']:>4} searches in {n_steps} steps; vs skin {skins[0]:g}: positions {dx:.1e} Å, "
+                      f"forces {df:.1e} relative", flush=True)
     return rows
 
 

@@ -141,7 +141,12 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     pot.save(out_model)
     report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": fit_seconds,
               "train": errors(train), "validation": errors(validation) if validation else None,
-              "test": errors(test) if test else None}
+              "test": errors(test) if test else None,
+              # per sweep: the training objective and the validation loss and errors (convergence)
+              "history": json.loads(json.dumps([{k: h[k] for k in ("sweep", "train_loss", "validation_loss", "validation",
+                                                                   "num_parameters") if k in h}
+                                                 for h in fitter.history], default=float)),
+              "best_sweep": fitter.best[1] if fitter.best else None}
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")

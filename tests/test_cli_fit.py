@@ -66,6 +66,11 @@ def test_fit_eval_info_round_trip(tmp_path, capsys):
     assert "test errors" in out and (tmp_path / "m.etn").exists() and (tmp_path / "m.ckpt").exists()
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["num_parameters"] > 0 and report["test"]["n_configs"] == 3
+    # the convergence record: one entry per sweep, the restored sweep's validation errors are the report's
+    assert [h["sweep"] for h in report["history"]] == list(range(len(report["history"]))) and report["history"]
+    best = report["history"][report["best_sweep"]]
+    assert best["validation_loss"] == min(h["validation_loss"] for h in report["history"])
+    assert best["validation"]["forces"]["rmse"] == pytest.approx(report["validation"]["forces"]["rmse"], rel=1e-10)
     js = tmp_path / "eval.json"
     assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "test.xyz"), "--energy-key", "REF_energy",
                  "--forces-key", "REF_forces", "--stress-key", "REF_stress", "--json", str(js),

@@ -106,7 +106,12 @@ def main():
         for tol in tols:
             pot = etnpot.load(args.model)
             t0 = time.perf_counter()
-            rep = prune(pot, val, tol, train=train, weights=w, ridge=ridge)
+            try:
+                rep = prune(pot, val, tol, train=train, weights=w, ridge=ridge)
+            except ValueError as exc:  # a tolerance that would leave a core without paths
+                print(f"{tol:>9g}  refused: {exc}", flush=True)
+                rows.append({"tolerance": tol, "refused": str(exc)})
+                continue
             t_prune = time.perf_counter() - t0
             us = {len(a): cpu_us_per_atom(pot, a, args.repeat) for a in cells.values()}
             pot.evaluation = "sparse"  # the block-sparse contraction skips dropped paths; the dense one does not
@@ -129,7 +134,7 @@ def main():
                   + f" {ev['energy']['rmse']:>12.3f} {ev['forces']['rmse']:>10.4f} {str(kept_refit) if tol else '-':>6}  "
                   + "; ".join(row["bonds"]), flush=True)
     print("\ntest errors (reported only, not used for any choice):")
-    for r in rows:
+    for r in (r for r in rows if "refused" not in r):
         print(f"  tolerance {r['tolerance']:g}: E {r['test_reported_only']['energy']['rmse']:.3f} meV/atom, "
               f"F {r['test_reported_only']['forces']['rmse']:.4f} eV/Å")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")

@@ -140,9 +140,19 @@ def prune(pot, validation, tolerance: float, train=None, weights=None, ridge: fl
     report["dropped"] = [f"core {k}: {pot.tt.path_str(p)}" for k, p in drop]
     report["contributions"] = {f"core {k}: {pot.tt.path_str(p)}": c for (k, p), c in drop.items()}
     if drop:
+        emptied = sorted({k for k, _ in drop if all((k, p) in drop for p in pot.tt.cores[k])})
+        if emptied:
+            raise ValueError(f"tolerance {tolerance:g} drops every coupling path of core(s) {emptied}: the pruned "
+                             "model would be identically zero (E = sum E0); use a smaller tolerance")
+        tt = pot.tt.copy()  # the model is left as it was if the pruned one is degenerate
         for k, p in drop:
-            del pot.tt.cores[k][p]
-        _drop_unreachable_irreps(pot.tt)
+            del tt.cores[k][p]
+        _drop_unreachable_irreps(tt)
+        if any(not core for core in tt.cores):
+            raise ValueError(f"tolerance {tolerance:g} leaves a core without coupling paths once the bond irreps "
+                             "that no path reaches are removed: the pruned model would be identically zero; use a "
+                             "smaller tolerance")
+        pot.tt = tt
         saved_fit = pot.metadata.get("fit")
         fitter = ALSFitter(pot, train if train is not None else validation, validation,
                            weights or Weights(), FitSettings(sweeps=1, ridge=ridge), e0="keep",

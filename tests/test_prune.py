@@ -83,6 +83,18 @@ def test_negative_tolerance_rejected(fitted):
         prune(pot.copy(), val, -1.0)
 
 
+def test_tolerance_that_empties_a_core_is_refused(fitted):
+    """A tolerance above every contribution of a core would leave the model identically zero: a
+    clear error, and the model is left as it was."""
+    pot, train, val = fitted
+    p = pot.copy()
+    before = _pred(p, val)
+    top = max(path_contributions(p, val).values())
+    with pytest.raises(ValueError, match="identically zero"):
+        prune(p, val, 2 * top, train=train)
+    assert np.array_equal(_pred(p, val)["energy"], before["energy"])
+
+
 def test_module_function_exported():
     assert etnpot.prune is prune
 

@@ -462,7 +462,8 @@ class ETNFixExternal:
         an atom moved more than ``INNER_SKIN/2``); each step filters the short one."""
         nall = len(x)
         outer, inner = self._outer, self._inner
-        fresh = outer is not None and len(self._tags) == nall and np.array_equal(self._tags, tags)
+        fresh = (outer is not None and len(outer.count) == nlocal and len(self._tags) == nall
+                 and np.array_equal(self._tags, tags))
         if fresh:
             d_inner = np.sqrt(inner.moved2(x))
             if d_inner + self._inner_from_outer > 0.5 * self.skin:  # bound failed: measure

@@ -12,9 +12,8 @@ stress=False)`` (neighbour list included) for
 * ``fast f32``: the same with ``pot.to("numpy", "float32")``, 1 thread;
 * ``fast 2thr``: the fast path with 2 BLAS threads;
 
-and ASE's EMT on fcc Cu of the same sizes (the only peer installed here: the MTP peers of
-benchmarks/bench_peers.py need their own virtual environments, which do not exist on this
-machine).  Ratios are printed side by side from the same run.  The 1-thread variants and EMT
+and ASE's EMT on fcc Cu of the same sizes (the in-process peer; the MTP, ACE and GAP peers run
+in their own virtual environments through benchmarks/bench_peers.py).  Ratios are printed side by side from the same run.  The 1-thread variants and EMT
 are timed in CPU time of this process (``--wall`` for wall time): on a shared, loaded machine
 other processes' preemption inflates wall time 2-4x but not CPU time; the 2-thread variant is
 timed in wall time (its CPU time sums both threads).  ``--split`` prints the time of

@@ -34,7 +34,7 @@ from etnpot import evaluation
 from etnpot.config import load_config
 from etnpot.metrics import error_table
 from etnpot.objective import Weights
-from etnpot.prune import path_contributions, prune
+from etnpot.prune import eval_time_per_atom, path_contributions, prune
 from etnpot.workflow import read_splits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,13 +55,7 @@ def cell(species, n):
 
 
 def cpu_us_per_atom(pot, atoms, repeat):
-    pot.compute(atoms, forces=True, stress=False)
-    ts = []
-    for _ in range(repeat):
-        t = time.process_time()
-        pot.compute(atoms, forces=True, stress=False)
-        ts.append(time.process_time() - t)
-    return float(np.median(ts)) / len(atoms) * 1e6
+    return eval_time_per_atom(pot, atoms, repeat, clock=time.process_time) * 1e6
 
 
 def main():

@@ -18,6 +18,7 @@ import logging
 
 from ._version import __version__
 from .calculator import ETNCalculator
+from .compress import compress, compress_channels
 from .data import read_dataset, split_train_validation
 from .fit import ALSFitter, FitSettings  # not fit(): it would shadow the module etnpot.fit
 from .metrics import error_table, format_error_table
@@ -36,6 +37,8 @@ __all__ = [
     "EquivariantTT",
     "LinearMap",
     "prune",
+    "compress",
+    "compress_channels",
     "ALSFitter",
     "FitSettings",
     "Weights",

@@ -1,6 +1,7 @@
 """Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
 ``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`),
-``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`).
+``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`),
+``etnpot compress MODEL --channels C`` (fewer radial channels, :mod:`etnpot.compress`).
 
 ``main(argv)`` runs in-process (tests call it); the console script ``etnpot`` calls it.
 """
@@ -146,16 +147,15 @@ def _cmd_lammps(args) -> int:
     return 0
 
 
-def _cmd_prune(args) -> int:
-    import os
-
+def _model_data(args):
+    """The model of ``args.model``, its fit configuration (``--config`` or the one recorded in the
+    model), the training and validation splits, the loss weights, and a cell of >= 1,000 atoms
+    (from the largest validation cell) to time the evaluation on."""
     import numpy as np
 
     from .config import load_config
     from .io import load
-    from .metrics import format_error_table
     from .objective import Weights
-    from .prune import prune
     from .workflow import read_splits
 
     pot = load(args.model)
@@ -170,9 +170,46 @@ def _cmd_prune(args) -> int:
         raise ValueError("the configuration gives no validation split (validation_fraction or validation files)")
     w = cfg.get("weights") or {}
     weights = Weights(**{k: w[k] for k in ("energy", "forces", "stress", "config_types") if k in w})
-    big = max(validation, key=lambda c: len(c.atoms)).atoms  # a cell of >= 1,000 atoms for the timing
+    big = max(validation, key=lambda c: len(c.atoms)).atoms
     reps = int(np.ceil((1000 / len(big)) ** (1 / 3))) if all(big.pbc) else 1
-    timing = big.repeat((reps, reps, reps))
+    return pot, cfg, train, validation, weights, big.repeat((reps, reps, reps))
+
+
+def _cmd_compress(args) -> int:
+    import os
+
+    from .compress import compress
+    from .fit import FitSettings
+    from .metrics import format_error_table
+
+    pot, cfg, train, validation, weights, timing = _model_data(args)
+    ridge = float((cfg.get("fit") or {}).get("ridge", 1e-8))
+    new, rep = compress(pot, args.channels, train, validation, weights, FitSettings(sweeps=args.sweeps, ridge=ridge),
+                        timing_atoms=timing, progress=not args.quiet)
+    out = args.output or os.path.splitext(args.model)[0] + f"_c{args.channels}.etn"
+    new.save(out)
+    print(f"channels       {rep['n_channels_before']} -> {rep['n_channels']} (discarded share per l: "
+          + ", ".join(f"{d:.2g}" for d in rep["discarded"]) + ")")
+    print(f"parameters     {rep['num_parameters_before']} -> {rep['num_parameters']}")
+    print(f"time per atom  {rep['us_per_atom_before']:.1f} -> {rep['us_per_atom_after']:.1f} µs (energy + forces, "
+          f"{len(timing)} atoms, this machine)")
+    print(format_error_table(rep["errors_before"], "validation before"))
+    print(format_error_table(rep["errors_projected"], "validation projected"))
+    print(format_error_table(rep["errors_after"], f"validation after {args.sweeps} sweeps"))
+    print(f"saved          {out} (no extrapolation grades: run etnpot fit to get them)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rep, fh, indent=2, default=str)
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    import os
+
+    from .metrics import format_error_table
+    from .prune import prune
+
+    pot, cfg, train, validation, weights, timing = _model_data(args)
     rep = prune(pot, validation, args.tolerance, train=train, weights=weights,
                 ridge=float((cfg.get("fit") or {}).get("ridge", 1e-8)), timing_atoms=timing, progress=not args.quiet)
     out = args.output or os.path.splitext(args.model)[0] + "_pruned.etn"
@@ -253,6 +290,17 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the report as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prune)
+    p = sub.add_parser("compress", help="fewer radial channels (species compression), refit, report parameters, "
+                                        "time and errors")
+    p.add_argument("model")
+    p.add_argument("--channels", type=int, required=True, help="radial channels per l after the compression")
+    p.add_argument("--sweeps", type=int, default=2, help="ALS sweeps of the refit (default 2)")
+    p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
+    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
+    p.add_argument("--output", default=None, help="compressed model file (default MODEL_cN.etn)")
+    p.add_argument("--json", default=None, help="write the report as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_compress)
     p = sub.add_parser("demo", help="the main job on the embedded default (no arguments needed)")
     p.add_argument("--output", default="etnpot-demo.etn", help="where to save the model")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

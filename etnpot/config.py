@@ -18,7 +18,7 @@ Sections and keys (all but ``data.train`` optional)::
 
     [fit]
     sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 0; max_radial_params = 600
-    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0
+    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = 0.0
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
 
@@ -128,8 +128,9 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
     f = out["fit"]
     if not isinstance(f["sweeps"], int) or f["sweeps"] < 1:
         raise ConfigError(f"{source}: [fit] sweeps must be an integer >= 1, got {f['sweeps']!r}")
-    if f["ridge"] < 0:
-        raise ConfigError(f"{source}: [fit] ridge must be >= 0, got {f['ridge']!r}")
+    for key in ("ridge", "species_tie"):
+        if not isinstance(f[key], (int, float)) or f[key] < 0:
+            raise ConfigError(f"{source}: [fit] {key} must be a number >= 0, got {f[key]!r}")
     for k in ("energy", "forces", "stress"):
         if not isinstance(out["weights"][k], (int, float)) or out["weights"][k] < 0:
             raise ConfigError(f"{source}: [weights] {k} must be a number >= 0, got {out['weights'][k]!r}")

@@ -49,6 +49,9 @@ FIT = MappingProxyType({
     # fitting/ was fitted without them.  Switch them on for few species, or with the embedding.
     "radial_steps": 0,
     "max_radial_params": 600,
+    # tie of the species-resolved channels to their species mean (etnpot.steps.species_tie_penalty),
+    # per training configuration like the ridge; 0: off
+    "species_tie": 0.0,
     "tol": 1e-4,
     "patience": 2,
     "chunk_atoms": 3000,

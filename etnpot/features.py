@@ -115,6 +115,44 @@ class OneParticleBasis:
     def num_parameters(self) -> int:
         return self.species_weights.size + self.radial_weights.size
 
+    def species_resolved(self) -> bool:
+        """Whether the channels are the raw species-resolved ones (``C = N S``, ``K = S``): channel
+        ``k N + n`` is ``Q_n`` summed over the neighbours of species ``k`` (possibly reweighted
+        by radial steps since)."""
+        S, N = self.n_species, self.radial.n_basis
+        return S > 1 and self.species_rank == S and self.n_channels == N * S
+
+    def species_tie_operators(self) -> list:
+        r"""Per ``l``: the matrix ``D_l`` (channels x channels) that maps the coefficients of the
+        species-resolved channels to their deviation from the species mean,
+
+        .. math::
+
+            (D_l t)_{kN+n} = \bar s_{ln}\Big(\frac{t_{kN+n}}{s_{l,kN+n}}
+                - \frac1S \sum_{k'} \frac{t_{k'N+n}}{s_{l,k'N+n}}\Big),
+
+        taken on the unscaled coefficients ``t / s`` (those of ``Q_n`` summed over neighbours of
+        species ``k``) and brought back to the scale of the features by the group's mean scale
+        ``\bar s_{ln}``.  ``D_l t = 0`` means that core treats every neighbour species alike.
+        The species-indicator channels of ``l = 0`` are not tied (zero rows)."""
+        if not self.species_resolved():
+            raise ValueError("species_tie needs the species-resolved raw channels (several species, "
+                             f"n_channels = n_basis * n_species = {self.radial.n_basis * self.n_species}, "
+                             f"species_rank = n_species); this basis has n_channels={self.n_channels}, "
+                             f"species_rank={self.species_rank}, {self.n_species} species")
+        S, N, C = self.n_species, self.radial.n_basis, self.n_channels
+        out = []
+        centre = np.eye(S) - np.full((S, S), 1.0 / S)
+        for l in range(self.l_max + 1):
+            inv = 1.0 / self.scale[l].reshape(S, N)  # (k, n)
+            mean_scale = self.scale[l].reshape(S, N).mean(axis=0)  # (n,)
+            D = np.zeros((self.channels(l), self.channels(l)))
+            for n in range(N):
+                idx = np.arange(S) * N + n
+                D[np.ix_(idx, idx)] = mean_scale[n] * centre * inv[None, :, n]
+            out.append(D)
+        return out
+
     # ------------------------------------------------------------ radial functions
     def pair_weights(self) -> np.ndarray:
         """``W[z_i, z_j, l, c, n]``: the radial function of each species pair in the Q_n basis."""

@@ -58,6 +58,7 @@ class FitSettings:
     radial_steps: int = D.FIT["radial_steps"]  # Levenberg–Marquardt steps on the radial/species weights after each sweep
     max_radial_params: int = D.FIT["max_radial_params"]  # radial steps are skipped (with a warning) above this
     max_lm_params: int = D.FIT["max_lm_params"]
+    species_tie: float = D.FIT["species_tie"]  # penalty on species deviations of the channel coefficients
     tol: float = D.FIT["tol"]  # stop when the validation (else training) loss improves by less than this, relatively
     patience: int = D.FIT["patience"]
     chunk_atoms: int = D.FIT["chunk_atoms"]
@@ -91,8 +92,13 @@ class ALSFitter:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
         self.client = client
+        if self.settings.species_tie < 0:
+            raise ValueError(f"species_tie must be >= 0, got {self.settings.species_tie!r}")
+        if self.settings.species_tie > 0 and potential.basis.n_species > 1:
+            potential.basis.species_tie_operators()  # raises, naming species_tie, without resolved channels
         self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,
-                              self.settings.chunk_atoms, self.settings.memory_mb, client)
+                              self.settings.chunk_atoms, self.settings.memory_mb, client,
+                              species_tie=self.settings.species_tie)
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
             self.pot.e0 = e0_from_system(self.loss.map(C.e0_system, self.loss.train, self.pot.species))

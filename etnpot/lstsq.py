@@ -70,9 +70,10 @@ class LeastSquares:
         r = self.R @ x - self.z
         return float(r @ r + max(self.rho, 0.0))
 
-    def solve(self, reg=None, rcond: float = 1e-13, x0=None):
-        """Minimizer of ``||A x - y||^2 + sum reg x^2`` (minimum norm if not unique) and the
-        condition number of the (scaled) problem.
+    def solve(self, reg=None, rcond: float = 1e-13, x0=None, penalty=None):
+        """Minimizer of ``||A x - y||^2 + sum reg x^2 + ||G x||^2`` (minimum norm if not unique;
+        ``penalty``: the matrix ``G``, dense or sparse, or ``None``) and the condition number of
+        the (scaled) problem.
 
         Singular values below ``rcond`` (relative, after column scaling) are dropped.  With
         ``x0``, the result is guaranteed not to be worse than ``x0``: if the minimum-norm
@@ -88,6 +89,16 @@ class LeastSquares:
                 D[np.arange(D.shape[0]), np.flatnonzero(pos)] = np.sqrt(reg[pos])
                 R = np.vstack([R, D])
                 z = np.concatenate([z, np.zeros(D.shape[0])])
+        if penalty is not None:
+            G = penalty.toarray() if hasattr(penalty, "toarray") else np.asarray(penalty, dtype=np.float64)
+            if G.shape[1] != self.n:
+                raise ValueError(f"penalty of shape {G.shape} does not fit a system of {self.n} unknowns")
+            R = np.vstack([R, G])
+            z = np.concatenate([z, np.zeros(G.shape[0])])
+            if R.shape[0] > self.n:  # back to n x n before the SVD (||R x - z|| unchanged up to a constant)
+                Ra = scipy.linalg.qr(np.column_stack([R, z]), mode="r", check_finite=False)[0]
+                k = min(Ra.shape[0], self.n)
+                R, z = Ra[:k, : self.n], Ra[:k, self.n]
         # column (Jacobi) scaling: make every unknown's column unit-norm before the SVD
         cn = np.linalg.norm(R, axis=0)
         scale = np.where(cn > 1e-300, cn, 1.0)

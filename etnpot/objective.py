@@ -69,10 +69,11 @@ class Objective:
     """
 
     def __init__(self, potential, train, validation, weights: Weights, ridge: float, chunk_atoms: int,
-                 memory_mb: float, client=None):
+                 memory_mb: float, client=None, species_tie: float = 0.0):
         self.pot = potential
         self.weights = weights
         self.ridge = float(ridge)
+        self.species_tie = float(species_tie)  # used by the local solves (etnpot.steps.species_tie_penalty)
         self.memory_mb = float(memory_mb)
         self.client = client
         self.chunk_atoms = int(chunk_atoms)

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-__all__ = ["local_solve", "lm_step", "radial_step", "damped_gauss_newton"]
+__all__ = ["local_solve", "species_tie_penalty", "lm_step", "radial_step", "damped_gauss_newton"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,31 @@ def damped_gauss_newton(ls, params, apply, restore, objective, before, mu, ridge
     return False, before, mu
 
 
+def species_tie_penalty(pot, k, sites, strength, n_extra):
+    r"""The matrix ``G`` of the species tie ``||G x||^2 = strength * ||D_k W||^2`` of the local
+    problem of core ``k`` (or of both sites of a supercore), or ``None`` when there is nothing to
+    tie (``strength`` 0, or one species).
+
+    ``D_k`` applies :meth:`etnpot.features.OneParticleBasis.species_tie_operators` to the input
+    channels of site ``k``: the deviation of each neighbour species' coefficients from their
+    mean.  In the mixed-canonical gauge around ``k``, ``||D_k W||^2`` of the whole coefficient
+    tensor is ``sum w (D x)^2`` over the centre core, with the weights ``2 l_b + 1`` of
+    :meth:`etnpot.tt.EquivariantTT.core_weights`, so the tie is gauge independent.  It pulls the
+    coefficients of neighbour-species combinations that the training data never show (three
+    distinct neighbour species in a model trained on binaries) towards the species-blind mean,
+    which the data do constrain.  ``n_extra`` zero columns are appended (``dE0``).
+    """
+    if strength <= 0 or pot.basis.n_species == 1:
+        return None
+    import scipy.sparse as sp
+
+    tt = pot.tt
+    M = tt.input_operator(k, pot.basis.species_tie_operators(), sites)
+    w = tt.core_weights(k) if sites == 1 else np.concatenate([tt.merged_weights(k)] * 2)
+    G = sp.diags(np.sqrt(strength * w)) @ M
+    return sp.hstack([G, sp.csr_matrix((G.shape[0], n_extra))], format="csr") if n_extra else G.tocsr()
+
+
 def local_solve(pot, objective, k, sites=1, direction="right", max_rank=None, cutoff=0.0, fit_e0=True) -> dict:
     """Solve the local problem of core ``k`` (or supercore ``k, k+1``) exactly and write it back.
     The orthogonality centre must be at ``k`` (or on ``k, k+1``)."""
@@ -67,9 +92,10 @@ def local_solve(pot, objective, k, sites=1, direction="right", max_rank=None, cu
     # ridge per configuration: the data part is summed over configurations
     reg = np.concatenate([objective.ridge * n_conf * wcore, np.zeros(S)])
     x0 = np.concatenate([tt.core_vector(k) if sites == 1 else tt.merged_vector(k), np.zeros(S)])
-    loss = lambda x: (ls.loss(x) + float(np.sum(reg * x * x))) / n_conf
+    G = species_tie_penalty(pot, k, sites, objective.species_tie * n_conf, S)
+    loss = lambda x: (ls.loss(x) + float(np.sum(reg * x * x)) + (0.0 if G is None else float(np.sum((G @ x) ** 2)))) / n_conf
     before = loss(x0)
-    x, cond = ls.solve(reg, x0=x0)
+    x, cond = ls.solve(reg, x0=x0, penalty=G)
     after = loss(x)
     info = {"core": k, "sites": sites, "params": P, "loss_before": before, "loss": after, "cond": cond}
     if S:

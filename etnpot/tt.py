@@ -833,6 +833,33 @@ class EquivariantTT:
         return np.concatenate([np.full(T.size, 2.0 * p[2].l + 1.0) for p, T in self.cores[k].items()]) \
             if self.cores[k] else np.zeros(0)
 
+    def input_operator(self, k: int, ops, sites: int = 1):
+        """Sparse matrix of the map that applies ``ops[f]`` (``channels_f x channels_f``, or
+        ``None`` for zero) to the input-channel index of every block of core ``k`` (columns in
+        :meth:`core_vector` order).  With ``sites=2`` it acts on the supercore of cores ``k, k+1``
+        (:meth:`merged_vector` order) and stacks the map on the first input over the map on the
+        second, so that ``||M x||^2`` sums both sites.  Used for penalties on the input channels
+        (a gauge-independent norm at the orthogonality centre, see :meth:`core_weights`)."""
+        import scipy.sparse as sp
+
+        def op(f):
+            n = self.inputs[f][1]
+            return sp.csr_matrix((n, n)) if ops[f] is None else sp.csr_matrix(np.asarray(ops[f], dtype=np.float64))
+
+        if sites == 1:
+            blocks = [sp.kron(sp.kron(sp.identity(T.shape[0]), op(p[1])), sp.identity(T.shape[2]))
+                      for p, T in self.cores[k].items()]
+            return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+        first, second = [], []
+        for p1, p2 in self.pair_paths(k):
+            r, c1 = self.cores[k][p1].shape[:2]
+            c2, t = self.cores[k + 1][p2].shape[1:]
+            first.append(sp.kron(sp.kron(sp.identity(r), op(p1[1])), sp.identity(c2 * t)))
+            second.append(sp.kron(sp.kron(sp.identity(r * c1), op(p2[1])), sp.identity(t)))
+        if not first:
+            return sp.csr_matrix((0, 0))
+        return sp.vstack([sp.block_diag(first), sp.block_diag(second)], format="csr")
+
     def norm_squared(self) -> float:
         """Squared Frobenius norm of the full coefficient tensor (any gauge), by a transfer-matrix
         sweep over the dense full cores: ``E <- G^T (E G)`` with matrix products only."""

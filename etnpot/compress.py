@@ -1,0 +1,150 @@
+r"""Channel compression: fewer radial channels for the same tensor train, chosen from a fitted model.
+
+Every core ``k`` contracts the same feature blocks ``F[l]`` (``(2l+1) x C`` per atom) with its
+blocks ``T_p[r, c, s]`` over the channel index ``c``.  If the channel directions that the cores
+use span a subspace ``U_l`` (``C x C'``, orthonormal columns), then
+
+.. math::
+
+    \sum_c F[l]_{mc}\, T_p[r, c, s] = \sum_{c'} F'[l]_{mc'}\, T'_p[r, c', s],\qquad
+    F'[l] = F[l]\, U_l,\quad T'_p = U_l^T T_p,
+
+exactly.  ``F'`` is again a one-particle basis of :mod:`etnpot.features`: with
+``F[l]_{mc} = G[l]_{mc} / s_{lc} - \delta_{l0} \mu_c(z_i)`` (``G`` the pair sum of
+``B A Q``), the new radial weights are ``B'[l, c', n, k] = \sum_c U_l[c, c'] B[l, c, n, k] /
+s_{lc}``, the new scale is 1 and the new shift ``\mu'(z) = \mu(z) U_0``.  The species
+indicator channels of ``l = 0`` are kept as they are.
+
+The evaluation cost of the features and of the contraction over ``c`` grows with ``C`` (with
+species-resolved channels ``C = N S``: four species cost four times one), so a model compressed
+to ``C' = N`` channels costs what a one-species model of the same ranks costs
+(``benchmarks/bench_compress.py``).
+
+``U_l`` is chosen by the weight the cores put on each channel direction: every core is brought
+to the orthogonality centre in turn (then ``||T^{(k)}||`` is the norm of the whole coefficient
+tensor, :meth:`etnpot.tt.EquivariantTT.core_weights`), the channel unfoldings ``T_p[c, (r, s)]
+sqrt(2 l_b + 1)`` of all its paths of input ``l`` are stacked side by side over all cores, and
+their ``C'`` leading left singular vectors are kept.  The discarded share of the squared
+singular values is reported.  Truncation changes the predictions; :func:`compress` then refits
+the cores with a few ALS sweeps and keeps the model with the lowest validation loss.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .features import OneParticleBasis
+from .tt import EquivariantTT
+
+log = logging.getLogger(__name__)
+
+__all__ = ["channel_subspaces", "compress_channels", "compress"]
+
+
+def _centred_copies(tt):
+    """The tensor train with its orthogonality centre at each core in turn (copies)."""
+    t = tt.copy()
+    for k in range(t.order - 1, 0, -1):
+        t.orthogonalize_right(k)
+    for k in range(t.order):
+        yield k, t
+        if k < t.order - 1:
+            t.orthogonalize_left(k)
+
+
+def channel_subspaces(pot, n_channels: int):
+    """Per ``l``: ``(U_l, discarded)``, the ``C x n_channels`` orthonormal channel basis kept and the
+    share of the squared singular values left out (0 when the compression is exact)."""
+    C = pot.basis.n_channels
+    L = pot.basis.l_max + 1
+    cols = [[] for _ in range(L)]
+    for k, t in _centred_copies(pot.tt):
+        for (a, f, b), T in t.cores[k].items():
+            if T.size:
+                cols[f].append(np.sqrt(2.0 * b.l + 1.0) * np.moveaxis(T[:, :C, :], 1, 0).reshape(C, -1))
+    out = []
+    for l in range(L):
+        M = np.concatenate(cols[l], axis=1) if cols[l] else np.zeros((C, 0))
+        U, s, _ = np.linalg.svd(M, full_matrices=True)
+        total = float(np.sum(s ** 2))
+        kept = float(np.sum(s[:n_channels] ** 2))
+        out.append((U[:, :n_channels], (total - kept) / total if total > 0 else 0.0))
+    return out
+
+
+def compress_channels(pot, n_channels: int):
+    """A new :class:`~etnpot.ETNPotential` with ``n_channels`` radial channels per ``l`` (the
+    model's own basis with the channel maps of :func:`channel_subspaces` folded in), and the
+    discarded shares per ``l``.  ``pot`` is not changed.  With ``n_channels`` at least the rank
+    the cores use, the predictions are the same (to rounding)."""
+    b = pot.basis
+    C, S = b.n_channels, b.n_species
+    n_channels = int(n_channels)
+    if not 1 <= n_channels <= C:
+        raise ValueError(f"n_channels must be between 1 and the model's {C} channels, got {n_channels}")
+    subs = channel_subspaces(pot, n_channels)
+    nb = OneParticleBasis(S, b.l_max, b.radial.n_basis, n_channels, b.species_rank, b.radial.r_min, b.radial.r_cut)
+    nb.species_weights = b.species_weights.copy()
+    for l, (U, _) in enumerate(subs):
+        nb.radial_weights[l] = np.einsum("cd,cnk->dnk", U / b.scale[l][:, None], b.radial_weights[l])
+    nb.scale[:] = 1.0
+    nb.shift = b.shift @ subs[0][0]
+    inputs = [(ir, nb.channels(l)) for l, (ir, _) in enumerate(pot.tt.inputs)]
+    cores = []
+    for core in pot.tt.cores:
+        new = {}
+        for p, T in core.items():
+            U = subs[p[1]][0]
+            head = np.einsum("cd,rcs->rds", U, T[:, :C, :])
+            new[p] = np.concatenate([head, T[:, C:, :]], axis=1)  # species indicators (l = 0) unchanged
+        cores.append(new)
+    out = type(pot)(pot.species, nb, EquivariantTT(inputs, pot.tt.bonds, cores), pot.e0.copy(), pot.o3,
+                    dict(pot.metadata))
+    out.metadata["compress"] = {"n_channels_before": C, "n_channels": n_channels,
+                                "discarded": [float(d) for _, d in subs]}
+    return out, [float(d) for _, d in subs]
+
+
+def compress(pot, n_channels: int, train, validation, weights=None, settings=None, timing_atoms=None,
+             progress: bool = False):
+    """Compress ``pot``'s channels to ``n_channels`` and refit its cores on ``train`` with
+    ``settings.sweeps`` ALS sweeps (default 2), early stopping on ``validation``.
+
+    Returns ``(model, report)``; ``pot`` is not changed.  The report holds the parameter counts,
+    the discarded shares per ``l``, the validation error tables before, right after the
+    projection and after the refit, the seconds of the refit, and with ``timing_atoms`` the
+    evaluation time per atom (µs, energy + forces) before and after.
+    """
+    from .fit import ALSFitter, FitSettings
+    from .metrics import error_table
+    from .objective import Weights
+    from .prune import eval_time_per_atom
+
+    validation = list(validation)
+    if not validation:
+        raise ValueError("compress needs validation configurations (to choose the refitted model)")
+    settings = settings or FitSettings(sweeps=2)
+    new, discarded = compress_channels(pot, n_channels)
+    report = {"n_channels_before": pot.basis.n_channels, "n_channels": int(n_channels), "discarded": discarded,
+              "num_parameters_before": pot.num_parameters, "num_parameters": new.num_parameters,
+              "errors_before": error_table(pot, validation), "errors_projected": error_table(new, validation)}
+    t0 = time.perf_counter()
+    fitter = ALSFitter(new, train, validation, weights or Weights(), settings, e0="keep", normalize=False,
+                       progress=progress)
+    projected = new.copy()
+    loss_projected = fitter.loss.validation_loss()
+    fitter.run()
+    if fitter.loss.validation_loss() > loss_projected:  # keep the better of the two, as early stopping does
+        log.info("compress: the refit raised the validation loss; the projected model is kept")
+        new.tt, new.e0 = projected.tt, projected.e0
+    report["refit_seconds"] = time.perf_counter() - t0
+    report["errors_after"] = error_table(new, validation)
+    new.active_set = None
+    if timing_atoms is not None:
+        report["us_per_atom_before"] = 1e6 * eval_time_per_atom(pot, timing_atoms)
+        report["us_per_atom_after"] = 1e6 * eval_time_per_atom(new, timing_atoms)
+    log.info("compressed %d -> %d channels: %d -> %d parameters", report["n_channels_before"], n_channels,
+             report["num_parameters_before"], report["num_parameters"])
+    return new, report

@@ -21,6 +21,18 @@ __all__ = ["run_fit", "read_files", "file_sha256"]
 log = logging.getLogger(__name__)
 
 
+
+def _peak_rss_mb():
+    """Peak resident memory of this process so far, MB (``None`` where ``resource`` is missing)."""
+    try:
+        import resource
+        import sys
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kb / 1e6 if sys.platform == "darwin" else kb / 1e3  # bytes on macOS, kB on Linux
+    except ImportError:  # pragma: no cover (Windows)
+        return None
+
 def file_sha256(path) -> str:
     h = hashlib.sha256()
     if os.path.isdir(path):
@@ -146,7 +158,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
               "history": json.loads(json.dumps([{k: h[k] for k in ("sweep", "train_loss", "validation_loss", "validation",
                                                                    "num_parameters") if k in h}
                                                  for h in fitter.history], default=float)),
-              "best_sweep": fitter.best[1] if fitter.best else None}
+              "best_sweep": fitter.best[1] if fitter.best else None,
+              "peak_rss_mb": _peak_rss_mb()}
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")

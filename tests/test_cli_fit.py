@@ -71,6 +71,7 @@ def test_fit_eval_info_round_trip(tmp_path, capsys):
     best = report["history"][report["best_sweep"]]
     assert best["validation_loss"] == min(h["validation_loss"] for h in report["history"])
     assert best["validation"]["forces"]["rmse"] == pytest.approx(report["validation"]["forces"]["rmse"], rel=1e-10)
+    assert 10 < report["peak_rss_mb"] < 1e5  # this process's peak memory, MB
     js = tmp_path / "eval.json"
     assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "test.xyz"), "--energy-key", "REF_energy",
                  "--forces-key", "REF_forces", "--stress-key", "REF_stress", "--json", str(js),

@@ -26,6 +26,31 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def mtp_with_species(src, n_species, out):
+    """A copy of the MLIP ``.mtp`` file ``src`` (one species) for ``n_species`` species: the radial
+    coefficients of the one pair repeated for every pair, the species constant for every species.
+    The cost of an MTP evaluation does not depend on the values of its coefficients, so this
+    times a ``n_species`` MTP of the same level (it is not a fitted model)."""
+    lines = open(src).read().splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.strip() == "radial_coeffs")
+    n_funcs = int(next(ln for ln in lines if ln.strip().startswith("radial_funcs_count")).split("=")[1])
+    block = lines[i + 2 : i + 2 + n_funcs]
+    pairs = []
+    for a in range(n_species):
+        for b in range(n_species):
+            pairs += [f"\t\t{a}-{b}"] + block
+    body = lines[: i + 1] + pairs + lines[i + 2 + n_funcs :]
+    for k, ln in enumerate(body):
+        if ln.startswith("species_count"):
+            body[k] = f"species_count = {n_species}"
+        if ln.startswith("species_coeffs"):
+            c = ln.split("{")[1].split("}")[0]
+            body[k] = "species_coeffs = {" + ", ".join([c] * n_species) + "}"
+    with open(out, "w") as fh:
+        fh.write("\n".join(body) + "\n")
+    return out
+
+
 def runs(peers, models, quick):
     """(label, python, code, model, cell, sizes, threads) for every measurement."""
     main_py = sys.executable
@@ -58,10 +83,31 @@ def runs(peers, models, quick):
         ("linear ACE 1000", ace, "ace", m("InP_ace500.yace"), "InP", large, 1),
         ("GAP 1000 sparse", gap, "gap", m("InP_gap500.xml"), "InP", small, 1),
     ]
+    # four species (issue 15): the alloy proxy's models (fitting/transfer/run.py --compress 6 12)
+    # against a one-species model of the same ranks and a four-species MTP of level 16
+    t = lambda name: z(f"transfer/models/{name}.etn")
+    mtp4 = os.path.join(HERE, "results", "mtp16_4species.mtp")
+    if os.path.exists(m("Si_mtp16.mtp")):
+        mtp_with_species(m("Si_mtp16.mtp"), 4, mtp4)
+    etn_l2 = os.path.join(HERE, "results", "timing_d3_l2_r3_4species.etn")
+    if not os.path.exists(etn_l2):  # the l_max-2 model of the issue's alloy set (4,864 parameters): its shape
+        import etnpot                # sets the cost, so a random one of that shape times it
+
+        etnpot.ETNPotential.random(["Cu", "Ag", "Au", "Ni"], r_cut=5.0, r_min=1.5, order=3, l_max=2, rank=3).save(etn_l2)
+    out += [
+        ("ETN d3 l1 r3, 4 species, 24 channels", main_py, "etn", t("resolved"), "CuAgAuNi", large, 1),
+        ("ETN d3 l2 r3, 4 species, 24 channels (4864 p)", main_py, "etn", etn_l2, "CuAgAuNi", large, 1),
+        ("ETN the same, compressed to 12 channels", main_py, "etn", t("resolved_c12"), "CuAgAuNi", large, 1),
+        ("ETN the same, compressed to 6 channels", main_py, "etn", t("resolved_c6"), "CuAgAuNi", large, 1),
+        ("MTP level 16, 4 species, cext", mtp, "mtp-cext", mtp4, "CuAgAuNi", large, 1),
+        ("ETN d3 l1 r3, 1 species, 6 channels", main_py, "etn", t("one_species_timing"), "fcc38", large, 1),
+        ("MTP level 16, 1 species, cext", mtp, "mtp-cext", m("Si_mtp16.mtp"), "fcc38", large, 1),
+    ]
     return out
 
 
-REFERENCE = {"Si": "ETN d4 r3 (1468 p)", "Cu": "ETN d3 r3 (847 p)", "InP": "ETN d3 r3 (InP)"}
+REFERENCE = {"Si": "ETN d4 r3 (1468 p)", "Cu": "ETN d3 r3 (847 p)", "InP": "ETN d3 r3 (InP)",
+             "CuAgAuNi": "ETN the same, compressed to 6 channels", "fcc38": "ETN d3 l1 r3, 1 species, 6 channels"}
 
 
 def measure(label, python, code, model, cell, sizes, threads, repeat, pythonpath=None):

@@ -24,13 +24,20 @@ CELLS = {  # conventional cubic cells, DFT-ish lattice constants (Å)
     "Si": lambda: bulk("Si", "diamond", a=5.468, cubic=True),
     "Cu": lambda: bulk("Cu", "fcc", a=3.621, cubic=True),
     "InP": lambda: bulk("InP", "zincblende", a=5.96, cubic=True),
+    # the four-species alloy proxy of fitting/transfer (EMT lattice constants averaged: 3.80 Å);
+    # "fcc38" is the same lattice with one species, for a one-species model of the same ranks
+    "CuAgAuNi": lambda: bulk("Cu", "fcc", a=3.80, cubic=True),
+    "fcc38": lambda: bulk("Cu", "fcc", a=3.80, cubic=True),
 }
+MIXED = {"CuAgAuNi": ["Cu", "Ag", "Au", "Ni"]}  # random occupation, equal fractions
 
 
 def make_cell(name, n_atoms):
     base = CELLS[name]()
     k = max(1, round((n_atoms / len(base)) ** (1 / 3)))
     atoms = base.repeat((k, k, k))
+    if name in MIXED:
+        atoms.set_chemical_symbols(list(np.random.default_rng(0).choice(MIXED[name], size=len(atoms))))
     atoms.rattle(0.03, seed=0)
     return atoms
 
@@ -92,7 +99,7 @@ def main():
     ap.add_argument("--stress", action="store_true", help="also ask for the stress (motep's calculator computes it "
                     "at every call anyway; etnpot's only once asked)")
     args = ap.parse_args()
-    species = sorted({int(z) for z in CELLS[args.cell]().numbers})
+    species = sorted({int(z) for z in make_cell(args.cell, 64).numbers})
     for n in args.atoms:
         # a fresh calculator per cell: motep's keeps the neighbour list of the first system
         calc = make_calculator(args.code, args.model, args.threads, species)

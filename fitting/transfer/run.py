@@ -9,7 +9,9 @@ same settings (order 3, l_max 1, rank 3, energy weight 3e4, forces 1) and report
 energy and force RMSE and the median of every cell's largest extrapolation grade.
 
 Variants: ``resolved`` (the default for several species: one raw channel per Chebyshev function
-and neighbour species), ``embedding`` (6 channels, species-pair embedding of rank 2, radial and
+and neighbour species), ``tieX`` (the same with ``species_tie = X``: the channel coefficients of
+each neighbour species pulled towards their species mean, etnpot.steps.species_tie_penalty),
+``embedding`` (6 channels, species-pair embedding of rank 2, radial and
 species weights fitted by one Levenberg-Marquardt step per sweep).
 """
 import argparse
@@ -26,11 +28,13 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import etnpot  # noqa: E402
 from etnpot.data import Configuration  # noqa: E402
 from etnpot.grade import extrapolation_grades, fit_active_set  # noqa: E402
+from etnpot.prune import eval_time_per_atom  # noqa: E402
 from make_alloy_set import alloy_cells  # noqa: E402
 
 SPECIES = ["Cu", "Ag", "Au", "Ni"]
 VARIANTS = {"resolved": (dict(), dict()),
-            "embedding": (dict(n_channels=6, species_rank=2), dict(radial_steps=1))}  # (model, fit) keywords
+            "embedding": (dict(n_channels=6, species_rank=2), dict(radial_steps=1)),  # (model, fit) keywords
+            **{f"tie{t:g}": (dict(), dict(species_tie=t)) for t in (1e-3, 1e-2, 1e-1, 1.0)}}
 
 
 def configs(cells):
@@ -61,11 +65,24 @@ def table(pot, data):
             "median_max_grade": float(np.median(per_cell)) if per_cell else None}
 
 
+def save(pot, folder, name):
+    """``folder/name.etn`` without the active set (the grade file would be megabytes)."""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        p = pot.copy()
+        p.active_set = None
+        p.save(os.path.join(folder, f"{name}.etn"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--atoms", type=int, default=6000)
     ap.add_argument("--sweeps", type=int, default=4)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--compress", type=int, nargs="*", default=[],
+                    help="also compress the resolved model to these channel counts (etnpot.compress, 2 refit sweeps)")
+    ap.add_argument("--save", default=os.path.join(ROOT, "fitting", "transfer", "models"),
+                    help="folder for the fitted models (without their grade files; '' to skip)")
     ap.add_argument("--out", default=os.path.join(ROOT, "fitting", "transfer", "results.json"))
     args = ap.parse_args()
     train_all = configs(alloy_cells(args.atoms, SPECIES, max_species=2, seed=1))
@@ -73,6 +90,8 @@ def main():
     tests = {"binary": [c for c in configs(alloy_cells(1000, SPECIES, max_species=2, seed=2))
                         if c.config_type == "2-component"],
              "ternary": group_cells(1000, 3, 3), "quaternary": group_cells(1000, 4, 4)}
+    timing_cell = alloy_cells(2048, SPECIES, cell=8, max_species=None, seed=5)[0]  # 2,048 atoms, 4 species
+    timing_cell.calc = None
     results = {}
     for name in args.variants:
         pot = etnpot.ETNPotential.random(SPECIES, r_cut=5.0, r_min=1.5, order=3, l_max=1, rank=3, init="constant",
@@ -83,8 +102,35 @@ def main():
         secs = time.perf_counter() - t0
         pot.active_set = fit_active_set(pot, train)
         results[name] = {"num_parameters": pot.num_parameters, "seconds": secs,
+                         "us_per_atom": 1e6 * eval_time_per_atom(pot, timing_cell),
                          **{g: table(pot, d) for g, d in tests.items()}}
         print(name, json.dumps(results[name]), flush=True)
+        save(pot, args.save, name)
+        if name != "resolved":
+            continue
+        for n_ch in args.compress:  # species compression of the resolved model (issue 15)
+            t0 = time.perf_counter()
+            small, rep = etnpot.compress(pot, n_ch, train, valid, settings=etnpot.FitSettings(sweeps=2))
+            secs_c = time.perf_counter() - t0
+            small.active_set = fit_active_set(small, train)
+            key = f"resolved_c{n_ch}"
+            results[key] = {"num_parameters": small.num_parameters, "seconds": secs + secs_c, "channels": n_ch,
+                            "discarded": rep["discarded"], "us_per_atom": 1e6 * eval_time_per_atom(small, timing_cell),
+                            **{g: table(small, d) for g, d in tests.items()}}
+            print(key, json.dumps(results[key]), flush=True)
+            save(small, args.save, key)
+    one = etnpot.ETNPotential.random(["Cu"], r_cut=5.0, r_min=1.5, order=3, l_max=1, rank=3)  # the same ranks, one species
+    one_cell = timing_cell.copy()
+    one_cell.set_chemical_symbols(["Cu"] * len(one_cell))
+    results["one_species_timing"] = {"num_parameters": one.num_parameters,
+                                     "us_per_atom": 1e6 * eval_time_per_atom(one, one_cell)}
+    print("one species, same ranks", json.dumps(results["one_species_timing"]), flush=True)
+    save(one, args.save, "one_species_timing")
+    if os.path.exists(args.out):  # keep the variants of earlier runs with the same data and sweeps
+        with open(args.out) as fh:
+            old = json.load(fh)
+        if (old.get("atoms"), old.get("sweeps")) == (args.atoms, args.sweeps):
+            results = {**old["results"], **results}
     with open(args.out, "w") as fh:
         json.dump({"atoms": args.atoms, "sweeps": args.sweeps, "results": results}, fh, indent=1)
 

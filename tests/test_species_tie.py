@@ -118,3 +118,14 @@ def test_tie_pulls_the_fit_towards_species_blind_coefficients():
         etnpot.ALSFitter(pot, data, settings=etnpot.FitSettings(sweeps=2, species_tie=tie), progress=False).run()
         fits[tie] = pot
     assert _deviation(fits[1.0]) < 0.5 * _deviation(fits[0.0])
+
+
+def test_config_key_is_validated():
+    from etnpot.config import ConfigError, validate_config
+
+    cfg = validate_config({"data": {"train": ["t.xyz"]}, "fit": {"species_tie": 0.1}})
+    assert cfg["fit"]["species_tie"] == 0.1
+    assert validate_config({"data": {"train": ["t.xyz"]}})["fit"]["species_tie"] == 0.0  # off by default
+    for bad in (-1.0, "x"):
+        with pytest.raises(ConfigError, match="species_tie"):
+            validate_config({"data": {"train": ["t.xyz"]}, "fit": {"species_tie": bad}})

@@ -24,8 +24,12 @@ to ``C' = N`` channels costs what a one-species model of the same ranks costs
 to the orthogonality centre in turn (then ``||T^{(k)}||`` is the norm of the whole coefficient
 tensor, :meth:`etnpot.tt.EquivariantTT.core_weights`), the channel unfoldings ``T_p[c, (r, s)]
 sqrt(2 l_b + 1)`` of all its paths of input ``l`` are stacked side by side over all cores, and
-their ``C'`` leading left singular vectors are kept.  The discarded share of the squared
-singular values is reported.  Truncation changes the predictions; :func:`compress` then refits
+their ``C'`` leading left singular vectors are kept.  With training data
+(:func:`compress` does this by default) the unfoldings are first multiplied by
+``Sigma_l^{1/2}``, the square root of the features' second moments: the kept directions are
+then those that carry the most of ``F T`` on those data, not only of ``T`` (channels of
+neighbour species are strongly correlated, so the two differ), and ``F' = F Sigma^{-1/2} V``.
+The discarded share of the squared singular values is reported.  Truncation changes the predictions; :func:`compress` then refits
 the cores with a few ALS sweeps and keeps the model with the lowest validation loss.
 """
 from __future__ import annotations
@@ -40,7 +44,7 @@ from .tt import EquivariantTT
 
 log = logging.getLogger(__name__)
 
-__all__ = ["channel_subspaces", "compress_channels", "compress"]
+__all__ = ["feature_covariances", "channel_subspaces", "compress_channels", "compress"]
 
 
 def _centred_copies(tt):
@@ -54,9 +58,37 @@ def _centred_copies(tt):
             t.orthogonalize_left(k)
 
 
-def channel_subspaces(pot, n_channels: int):
-    """Per ``l``: ``(U_l, discarded)``, the ``C x n_channels`` orthonormal channel basis kept and the
-    share of the squared singular values left out (0 when the compression is exact)."""
+def feature_covariances(pot, atoms_list, chunk_atoms: int = 3000) -> list:
+    """Per ``l``: the second moments ``Sigma_l = sum_{i, m} F[l]_{i m c} F[l]_{i m c'} / n`` of the
+    model's (normalized) radial channels over the atoms of ``atoms_list``, ``C x C``."""
+    C = pot.basis.n_channels
+    sig = [np.zeros((C, C)) for _ in range(pot.basis.l_max + 1)]
+    n, batch, size = 0, [], 0
+    atoms_list = [getattr(a, "atoms", a) for a in atoms_list]
+    for k, a in enumerate(atoms_list):
+        batch.append(a)
+        size += len(a)
+        if size >= chunk_atoms or k == len(atoms_list) - 1:
+            blocks, _ = pot.basis.compute(pot.graph(batch))
+            for l, F in enumerate(blocks):
+                X = F[:, :, :C].reshape(-1, C)
+                sig[l] += X.T @ X
+            n += size
+            batch, size = [], 0
+    return [s / max(n, 1) for s in sig]
+
+
+def channel_subspaces(pot, n_channels: int, covariances=None):
+    """Per ``l``: ``(A_l, B_l, discarded)`` with ``F' = F A_l`` the new channels (``C x
+    n_channels``), ``T' = B_l^T T`` the new core blocks, and the share of the squared singular
+    values left out (0 when the compression is exact).
+
+    Without ``covariances`` the channel unfoldings ``M_l`` of the cores are split by an SVD and
+    ``A_l = B_l = U_l``.  With the feature second moments ``Sigma_l`` (:func:`feature_covariances`)
+    the SVD is that of ``Sigma_l^{1/2} M_l = V S Z^T``: the truncation then minimizes the mean
+    squared change of the first-order contributions ``F T`` over those data, and ``A_l =
+    Sigma_l^{-1/2} V_k``, ``B_l = Sigma_l^{1/2} V_k`` (``F A B^T T = F T`` at full rank for every
+    ``F`` in the span of the data's features)."""
     C = pot.basis.n_channels
     L = pot.basis.l_max + 1
     cols = [[] for _ in range(L)]
@@ -67,28 +99,39 @@ def channel_subspaces(pot, n_channels: int):
     out = []
     for l in range(L):
         M = np.concatenate(cols[l], axis=1) if cols[l] else np.zeros((C, 0))
-        U, s, _ = np.linalg.svd(M, full_matrices=True)
+        if covariances is None:
+            half = inv_half = np.eye(C)
+        else:
+            lam, Q = np.linalg.eigh(0.5 * (covariances[l] + covariances[l].T))
+            lam = np.clip(lam, 0.0, None)
+            keep = lam > 1e-12 * max(float(lam.max()), 1e-300)
+            half = (Q * np.sqrt(lam)) @ Q.T
+            inv_half = (Q[:, keep] / np.sqrt(lam[keep])) @ Q[:, keep].T
+        U, s, _ = np.linalg.svd(half @ M, full_matrices=True)
         total = float(np.sum(s ** 2))
         kept = float(np.sum(s[:n_channels] ** 2))
-        out.append((U[:, :n_channels], (total - kept) / total if total > 0 else 0.0))
+        V = U[:, :n_channels]
+        out.append((inv_half @ V, half @ V, (total - kept) / total if total > 0 else 0.0))
     return out
 
 
-def compress_channels(pot, n_channels: int):
+def compress_channels(pot, n_channels: int, data=None):
     """A new :class:`~etnpot.ETNPotential` with ``n_channels`` radial channels per ``l`` (the
     model's own basis with the channel maps of :func:`channel_subspaces` folded in), and the
     discarded shares per ``l``.  ``pot`` is not changed.  With ``n_channels`` at least the rank
-    the cores use, the predictions are the same (to rounding)."""
+    the cores use, the predictions are the same (to rounding).  ``data`` (configurations or
+    atoms): choose the channels in the metric of these data's features (recommended: the
+    training data)."""
     b = pot.basis
     C, S = b.n_channels, b.n_species
     n_channels = int(n_channels)
     if not 1 <= n_channels <= C:
         raise ValueError(f"n_channels must be between 1 and the model's {C} channels, got {n_channels}")
-    subs = channel_subspaces(pot, n_channels)
+    subs = channel_subspaces(pot, n_channels, None if data is None else feature_covariances(pot, data))
     nb = OneParticleBasis(S, b.l_max, b.radial.n_basis, n_channels, b.species_rank, b.radial.r_min, b.radial.r_cut)
     nb.species_weights = b.species_weights.copy()
-    for l, (U, _) in enumerate(subs):
-        nb.radial_weights[l] = np.einsum("cd,cnk->dnk", U / b.scale[l][:, None], b.radial_weights[l])
+    for l, (A, _, _) in enumerate(subs):
+        nb.radial_weights[l] = np.einsum("cd,cnk->dnk", A / b.scale[l][:, None], b.radial_weights[l])
     nb.scale[:] = 1.0
     nb.shift = b.shift @ subs[0][0]
     inputs = [(ir, nb.channels(l)) for l, (ir, _) in enumerate(pot.tt.inputs)]
@@ -96,21 +139,22 @@ def compress_channels(pot, n_channels: int):
     for core in pot.tt.cores:
         new = {}
         for p, T in core.items():
-            U = subs[p[1]][0]
-            head = np.einsum("cd,rcs->rds", U, T[:, :C, :])
+            B = subs[p[1]][1]
+            head = np.einsum("cd,rcs->rds", B, T[:, :C, :])
             new[p] = np.concatenate([head, T[:, C:, :]], axis=1)  # species indicators (l = 0) unchanged
         cores.append(new)
     out = type(pot)(pot.species, nb, EquivariantTT(inputs, pot.tt.bonds, cores), pot.e0.copy(), pot.o3,
                     dict(pot.metadata))
     out.metadata["compress"] = {"n_channels_before": C, "n_channels": n_channels,
-                                "discarded": [float(d) for _, d in subs]}
-    return out, [float(d) for _, d in subs]
+                                "discarded": [float(d) for _, _, d in subs], "data_metric": data is not None}
+    return out, [float(d) for _, _, d in subs]
 
 
 def compress(pot, n_channels: int, train, validation, weights=None, settings=None, timing_atoms=None,
-             progress: bool = False):
-    """Compress ``pot``'s channels to ``n_channels`` and refit its cores on ``train`` with
-    ``settings.sweeps`` ALS sweeps (default 2), early stopping on ``validation``.
+             progress: bool = False, data_metric: bool = True):
+    """Compress ``pot``'s channels to ``n_channels`` (in the metric of the training features,
+    unless ``data_metric=False``) and refit its cores on ``train`` with ``settings.sweeps`` ALS
+    sweeps (default 2), early stopping on ``validation``.
 
     Returns ``(model, report)``; ``pot`` is not changed.  The report holds the parameter counts,
     the discarded shares per ``l``, the validation error tables before, right after the
@@ -126,7 +170,7 @@ def compress(pot, n_channels: int, train, validation, weights=None, settings=Non
     if not validation:
         raise ValueError("compress needs validation configurations (to choose the refitted model)")
     settings = settings or FitSettings(sweeps=2)
-    new, discarded = compress_channels(pot, n_channels)
+    new, discarded = compress_channels(pot, n_channels, train if data_metric else None)
     report = {"n_channels_before": pot.basis.n_channels, "n_channels": int(n_channels), "discarded": discarded,
               "num_parameters_before": pot.num_parameters, "num_parameters": new.num_parameters,
               "errors_before": error_table(pot, validation), "errors_projected": error_table(new, validation)}

@@ -74,9 +74,32 @@ def test_bad_channel_count_is_an_error():
 
 def test_subspaces_are_orthonormal():
     pot, _ = _species_resolved(7)
-    for U, d in channel_subspaces(pot, 3):
-        np.testing.assert_allclose(U.T @ U, np.eye(3), atol=1e-12)
+    for A, B, d in channel_subspaces(pot, 3):
+        np.testing.assert_allclose(A.T @ A, np.eye(3), atol=1e-12)
+        np.testing.assert_array_equal(A, B)
         assert 0 <= d <= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_full_rank_compression_in_the_data_metric_predicts_the_same(seed):
+    pot, cells = _species_resolved(seed)
+    ref = pot.compute(cells)
+    new, discarded = compress_channels(pot, pot.basis.n_channels, data=cells)
+    assert max(discarded) < 1e-12 and new.metadata["compress"]["data_metric"]
+    got = new.compute(cells)
+    for key in ("energy", "forces"):
+        assert np.abs(got[key] - ref[key]).max() <= 1e-9 * np.abs(ref[key]).max()
+
+
+def test_data_metric_truncation_keeps_more_of_the_predictions():
+    """Truncated to 3 of 6 channels, the data-metric choice changes the predictions on those data
+    less than the plain SVD of the cores."""
+    pot, cells = _species_resolved(4, l_max=1)
+    ref = pot.compute(cells)["forces"]
+    plain, _ = compress_channels(pot, 3)
+    data, _ = compress_channels(pot, 3, data=cells)
+    err = lambda p: np.sqrt(np.mean((p.compute(cells)["forces"] - ref) ** 2))
+    assert err(data) < err(plain)
 
 
 def test_compress_refit_moves_towards_a_compressible_teacher():

@@ -302,7 +302,7 @@ def test_22_nonsensical_hyperparameters(kw, msg):
     ("weights", "forces", -1.0, r"\[weights\] forces must be a number >= 0, got -1.0"),
     ("model", "order", 0, r"\[model\] order must be an integer >= 1, got 0"),
     ("model", "r_min", 6.0, r"\[model\] need 0 <= r_min < r_cut, got r_min=6.0, r_cut=5.0"),
-    ("fit", "ridge", -1e-3, r"\[fit\] ridge must be >= 0"),
+    ("fit", "ridge", -1e-3, r"\[fit\] ridge must be a number >= 0"),
 ])
 def test_22_nonsensical_values_in_a_config(section, key, value, msg):
     cfg = {"data": {"train": ["x"]}, "model": {"r_cut": 5.0}, section: {key: value}}

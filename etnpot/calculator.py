@@ -69,7 +69,8 @@ class ETNCalculator(Calculator):
         # (an MD driver that never asks, e.g. velocity Verlet, never pays for it)
         self._stress_wanted = self._stress_wanted or want_stress
         stress = periodic and self._stress_wanted
-        res = self.potential.compute(self._graph(), forces=True, stress=stress, grades=grades)
+        graph = self._graph()
+        res = self.potential.compute(graph, forces=True, stress=stress, grades=grades)
         self.n_calls += 1
         self.results = {
             "energy": float(res["energy"][0]),
@@ -86,16 +87,26 @@ class ETNCalculator(Calculator):
                           f"{self.potential.basis.radial.r_min:g} Å (shortest {res['min_pair_distance']:.3f} Å): "
                           "the potential is extrapolated there", RuntimeWarning, stacklevel=2)
         if grades:
+            from .environments import describe_environment, environment_codes, unseen_environments
             from .grade import ExtrapolationError, ExtrapolationWarning
 
             g = res["extrapolation_grades"]
             self.results["extrapolation_grades"] = g
             worst = float(g.max()) if len(g) else 0.0
+            msgs = []
             if worst > self.grade_threshold:
-                msg = (f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
-                       "the potential is used outside its training data")
-                if self.extrapolation == "raise":
-                    raise ExtrapolationError(msg)
+                msgs.append(f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
+                            "the potential is used outside its training data")
+            unseen = unseen_environments(self.potential, graph)
+            self.results["unseen_species_environments"] = len(unseen)
+            if len(unseen):
+                code = environment_codes(graph, len(self.potential.species), self.potential.r_cut)[unseen[0]]
+                msgs.append(f"{len(unseen)} atom(s) in a combination of species that the training data never showed "
+                            f"(atom {int(unseen[0])}: {describe_environment(code, self.potential.species)}): the "
+                            "potential extrapolates there")
+            if msgs and self.extrapolation == "raise":
+                raise ExtrapolationError("; ".join(msgs))
+            for msg in msgs:
                 warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
 
     def _graph(self):

@@ -155,7 +155,8 @@ def _atom_batches(potential, configs, chunk_atoms, core):
 def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: float = 1e-3,
                    chunk_atoms: int = DEFAULT_FIT["chunk_atoms"], max_passes: int = 5) -> ActiveSet:
     """Select the maxvol active set of the training environments ``configs`` and attach it to
-    ``potential`` (``potential.active_set``).  Returns it."""
+    ``potential`` (``potential.active_set``).  Returns it.  Also records the species environments
+    of ``configs`` (:func:`etnpot.environments.record_species_environments`)."""
     from .lstsq import LeastSquares
 
     k = potential.order // 2 if core is None else int(core)
@@ -187,6 +188,9 @@ def fit_active_set(potential, configs, core=None, rcond: float = 1e-7, tol: floa
             break
     aset = aset.compact()
     potential.active_set = aset
+    from .environments import record_species_environments
+
+    record_species_environments(potential, configs, chunk_atoms)  # the species combinations seen (etnpot.environments)
     return aset
 
 

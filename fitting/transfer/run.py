@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import etnpot  # noqa: E402
 from etnpot.data import Configuration  # noqa: E402
+from etnpot.environments import unseen_environments  # noqa: E402
 from etnpot.grade import extrapolation_grades, fit_active_set  # noqa: E402
 from etnpot.prune import eval_time_per_atom  # noqa: E402
 from make_alloy_set import alloy_cells  # noqa: E402
@@ -61,8 +62,12 @@ def table(pot, data):
         for c in data:
             per_cell.append(float(np.max(g[pos:pos + len(c.atoms)])))
             pos += len(c.atoms)
+    # the explicit flag: atoms whose species environment the training never showed (etnpot.environments)
+    flagged = [len(unseen_environments(pot, pot.graph([c.atoms]))) for c in data]
     return {"energy_rmse": t["energy"]["rmse"], "forces_rmse": t["forces"]["rmse"],
-            "median_max_grade": float(np.median(per_cell)) if per_cell else None}
+            "median_max_grade": float(np.median(per_cell)) if per_cell else None,
+            "cells_flagged": float(np.mean([f > 0 for f in flagged])),
+            "atoms_flagged": float(sum(flagged) / sum(len(c.atoms) for c in data))}
 
 
 def save(pot, folder, name):

@@ -1,0 +1,94 @@
+"""Species environments (etnpot.environments): the combinations of species seen in training, and
+the flag on atoms whose combination is new."""
+import warnings
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+import etnpot
+from etnpot.environments import (describe_environment, environment_codes, record_species_environments,
+                                 unseen_environments)
+from etnpot.grade import ExtrapolationError, ExtrapolationWarning, fit_active_set
+
+SPECIES = ["Cu", "Ag", "Au"]
+
+
+def _cell(symbols, seed=0):
+    a = bulk("Cu", "fcc", a=3.9, cubic=True).repeat((2, 2, 2))
+    rng = np.random.default_rng(seed)
+    a.set_chemical_symbols(list(rng.choice(symbols, size=len(a))))
+    a.rattle(0.05, seed=seed)
+    return a
+
+
+def _model():
+    return etnpot.ETNPotential.random(SPECIES, r_cut=4.0, order=2, l_max=1, rank=2, n_basis=3)
+
+
+def test_codes_by_hand():
+    pot = _model()
+    a = bulk("Cu", "fcc", a=3.9, cubic=True)  # 4 atoms: one Ag among Cu
+    a.set_chemical_symbols(["Ag", "Cu", "Cu", "Cu"])
+    codes = environment_codes(pot.graph([a]), 3, pot.r_cut)
+    # the Ag atom (index 1) sees Cu and its own periodic images (Ag); every Cu atom sees Ag and Cu
+    assert codes[0] == (1 << 3) | 0b011
+    assert all(c == (0 << 3) | 0b011 for c in codes[1:])
+    assert describe_environment(codes[0], SPECIES) == "Ag with neighbours Ag, Cu"
+
+
+def test_cutoff_is_respected():
+    pot = _model()
+    a = bulk("Cu", "fcc", a=3.9, cubic=True)
+    a.set_chemical_symbols(["Ag", "Cu", "Cu", "Cu"])
+    near = environment_codes(pot.graph([a]), 3, 2.0)  # no neighbour within 2 Å
+    assert list(near) == [1 << 3, 0, 0, 0]
+
+
+def test_binaries_seen_ternaries_flagged_with_negative_control():
+    pot = _model()
+    train = [_cell(["Cu", "Ag"], s) for s in range(3)] + [_cell(["Ag", "Au"], s) for s in range(3, 6)]
+    record_species_environments(pot, train)
+    assert pot.metadata["species_environments"]
+    seen_binary = _cell(["Cu", "Ag"], 11)
+    assert len(unseen_environments(pot, pot.graph([seen_binary]))) == 0  # the check can pass...
+    ternary = _cell(["Cu", "Ag", "Au"], 12)
+    flagged = unseen_environments(pot, pot.graph([ternary]))
+    assert len(flagged) > 0  # ...and fail
+    # training had {Cu, Ag} and {Ag, Au}: exactly the atoms whose centre and neighbours hold both Cu and Au are new
+    codes = environment_codes(pot.graph([ternary]), 3, pot.r_cut)
+    both = np.array([((int(c) & 0b111) | (1 << (int(c) >> 3))) & 0b101 == 0b101 for c in codes])
+    np.testing.assert_array_equal(np.flatnonzero(both), flagged)
+    cu_au = _cell(["Cu", "Au"], 13)  # a binary that training never had is flagged too
+    assert len(unseen_environments(pot, pot.graph([cu_au]))) > 0
+
+
+def test_one_species_and_old_models_are_not_checked():
+    pot = _model()
+    assert len(unseen_environments(pot, pot.graph([_cell(SPECIES)]))) == 0  # no record: no check
+    one = etnpot.ETNPotential.random(["Cu"], r_cut=4.0, order=2, l_max=1, rank=2, n_basis=3)
+    assert record_species_environments(one, [_cell(["Cu"])]) == []
+    assert len(unseen_environments(one, one.graph([_cell(["Cu"])]))) == 0
+
+
+def test_calculator_warns_and_raises(tmp_path):
+    pot = _model()
+    train = [_cell(["Cu", "Ag"], s) for s in range(4)]
+    fit_active_set(pot, train)  # records the environments too
+    pot.save(tmp_path / "m.etn")
+    pot = etnpot.load(tmp_path / "m.etn")  # the record survives the model file
+    assert pot.metadata["species_environments"]
+    a = _cell(["Cu", "Ag", "Au"], 20)
+    a.calc = etnpot.ETNCalculator(pot, grade_threshold=1e9)
+    with pytest.warns(ExtrapolationWarning, match="combination of species that the training data never showed"):
+        a.get_potential_energy()
+    assert a.calc.results["unseen_species_environments"] > 0
+    b = _cell(["Cu", "Ag"], 21)
+    b.calc = etnpot.ETNCalculator(pot, grade_threshold=1e9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        b.get_potential_energy()
+    assert b.calc.results["unseen_species_environments"] == 0
+    a.calc = etnpot.ETNCalculator(pot, extrapolation="raise", grade_threshold=1e9)
+    with pytest.raises(ExtrapolationError, match="Au"):
+        a.get_potential_energy()

@@ -94,6 +94,16 @@ def _cmd_eval(args) -> int:
     pred = predict(pot, configs)
     table = error_table(pot, configs, pred)
     print(format_error_table(table, f"{args.model} on {', '.join(args.data)}"))
+    if pot.metadata.get("species_environments") and len(pot.species) > 1:
+        from .environments import unseen_environments
+
+        n_new = cells = 0
+        for c in configs:  # per configuration: how many of them hold an atom in a new species combination
+            k = len(unseen_environments(pot, pot.graph([c.atoms])))
+            n_new, cells = n_new + k, cells + (k > 0)
+        print(f"species environments never seen in training: {n_new} atoms in {cells} of {len(configs)} "
+              "configurations" + (" (the model extrapolates there)" if n_new else ""))
+        table["unseen_species_environments"] = {"atoms": n_new, "configurations": cells}
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:

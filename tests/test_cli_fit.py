@@ -78,6 +78,9 @@ def test_fit_eval_info_round_trip(tmp_path, capsys):
                  "--output", str(tmp_path / "pred.xyz")]) == 0
     table = json.loads(js.read_text())
     assert table["n_configs"] == 3
+    # two species: the fit recorded the species environments, and eval reports the new ones
+    assert set(table["unseen_species_environments"]) == {"atoms", "configurations"}
+    assert "species environments never seen in training" in capsys.readouterr().out
     for key in ("energy", "forces", "stress"):
         assert set(table[key]) == {"rmse", "mae"}
     assert set(table["by_config_type"]) == {"even", "odd"}

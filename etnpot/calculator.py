@@ -86,17 +86,18 @@ class ETNCalculator(Calculator):
             warnings.warn(f"{res['close_pairs']} atom pair(s) closer than the model's inner distance r_min = "
                           f"{self.potential.basis.radial.r_min:g} Å (shortest {res['min_pair_distance']:.3f} Å): "
                           "the potential is extrapolated there", RuntimeWarning, stacklevel=2)
-        if grades:
-            from .environments import describe_environment, environment_codes, unseen_environments
-            from .grade import ExtrapolationError, ExtrapolationWarning
+        from .environments import describe_environment, environment_codes, unseen_environments
+        from .grade import ExtrapolationError, ExtrapolationWarning
 
+        msgs = []
+        if grades:
             g = res["extrapolation_grades"]
             self.results["extrapolation_grades"] = g
             worst = float(g.max()) if len(g) else 0.0
-            msgs = []
             if worst > self.grade_threshold:
                 msgs.append(f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
                             "the potential is used outside its training data")
+        if self.extrapolation != "off":
             unseen = unseen_environments(self.potential, graph)
             self.results["unseen_species_environments"] = len(unseen)
             if len(unseen):

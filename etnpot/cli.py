@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 
+from . import defaults as D
+
 __all__ = ["main"]
 
 
@@ -97,10 +99,13 @@ def _cmd_eval(args) -> int:
     if pot.metadata.get("species_environments") and len(pot.species) > 1:
         from .environments import unseen_environments
 
+        from .data import batches_by_atoms
+
         n_new = cells = 0
-        for c in configs:  # per configuration: how many of them hold an atom in a new species combination
-            k = len(unseen_environments(pot, pot.graph([c.atoms])))
-            n_new, cells = n_new + k, cells + (k > 0)
+        for batch in batches_by_atoms(configs, D.FIT["chunk_atoms"], lambda c: len(c.atoms)):
+            g = pot.graph([c.atoms for c in batch])
+            per_config = np.bincount(g.atom_config[unseen_environments(pot, g)], minlength=len(batch))
+            n_new, cells = n_new + int(per_config.sum()), cells + int(np.count_nonzero(per_config))
         print(f"species environments never seen in training: {n_new} atoms in {cells} of {len(configs)} "
               "configurations" + (" (the model extrapolates there)" if n_new else ""))
         table["unseen_species_environments"] = {"atoms": n_new, "configurations": cells}
@@ -193,7 +198,7 @@ def _cmd_compress(args) -> int:
     from .metrics import format_error_table
 
     pot, cfg, train, validation, weights, timing = _model_data(args)
-    ridge = float((cfg.get("fit") or {}).get("ridge", 1e-8))
+    ridge = float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"]))
     new, rep = compress(pot, args.channels, train, validation, weights, FitSettings(sweeps=args.sweeps, ridge=ridge),
                         timing_atoms=timing, progress=not args.quiet)
     out = args.output or os.path.splitext(args.model)[0] + f"_c{args.channels}.etn"
@@ -221,7 +226,7 @@ def _cmd_prune(args) -> int:
 
     pot, cfg, train, validation, weights, timing = _model_data(args)
     rep = prune(pot, validation, args.tolerance, train=train, weights=weights,
-                ridge=float((cfg.get("fit") or {}).get("ridge", 1e-8)), timing_atoms=timing, progress=not args.quiet)
+                ridge=float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"])), timing_atoms=timing, progress=not args.quiet)
     out = args.output or os.path.splitext(args.model)[0] + "_pruned.etn"
     pot.save(out)
     print(f"tolerance      {rep['tolerance']:g}: dropped {len(rep['dropped'])} coupling paths")
@@ -304,7 +309,8 @@ def main(argv=None) -> int:
                                         "time and errors")
     p.add_argument("model")
     p.add_argument("--channels", type=int, required=True, help="radial channels per l after the compression")
-    p.add_argument("--sweeps", type=int, default=2, help="ALS sweeps of the refit (default 2)")
+    p.add_argument("--sweeps", type=int, default=D.COMPRESS["sweeps"], help="ALS sweeps of the refit "
+                   f"(default {D.COMPRESS['sweeps']})")
     p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
     p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
     p.add_argument("--output", default=None, help="compressed model file (default MODEL_cN.etn)")

@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 
+from . import defaults as D
 from .features import OneParticleBasis
 from .tt import EquivariantTT
 
@@ -58,7 +59,7 @@ def _centred_copies(tt):
             t.orthogonalize_left(k)
 
 
-def feature_covariances(pot, atoms_list, chunk_atoms: int = 3000) -> list:
+def feature_covariances(pot, atoms_list, chunk_atoms: int = D.FIT["chunk_atoms"]) -> list:
     """Per ``l``: the second moments ``Sigma_l = sum_{i, m} F[l]_{i m c} F[l]_{i m c'} / n`` of the
     model's (normalized) radial channels over the atoms of ``atoms_list``, ``C x C``."""
     C = pot.basis.n_channels
@@ -154,7 +155,7 @@ def compress(pot, n_channels: int, train, validation, weights=None, settings=Non
              progress: bool = False, data_metric: bool = True):
     """Compress ``pot``'s channels to ``n_channels`` (in the metric of the training features,
     unless ``data_metric=False``) and refit its cores on ``train`` with ``settings.sweeps`` ALS
-    sweeps (default 2), early stopping on ``validation``.
+    sweeps (default :data:`etnpot.defaults.COMPRESS`), early stopping on ``validation``.
 
     Returns ``(model, report)``; ``pot`` is not changed.  The report holds the parameter counts,
     the discarded shares per ``l``, the validation error tables before, right after the
@@ -169,7 +170,7 @@ def compress(pot, n_channels: int, train, validation, weights=None, settings=Non
     validation = list(validation)
     if not validation:
         raise ValueError("compress needs validation configurations (to choose the refitted model)")
-    settings = settings or FitSettings(sweeps=2)
+    settings = settings or FitSettings(sweeps=D.COMPRESS["sweeps"])
     new, discarded = compress_channels(pot, n_channels, train if data_metric else None)
     report = {"n_channels_before": pot.basis.n_channels, "n_channels": int(n_channels), "discarded": discarded,
               "num_parameters_before": pot.num_parameters, "num_parameters": new.num_parameters,
@@ -182,7 +183,7 @@ def compress(pot, n_channels: int, train, validation, weights=None, settings=Non
     fitter.run()
     if fitter.loss.validation_loss() > loss_projected:  # keep the better of the two, as early stopping does
         log.info("compress: the refit raised the validation loss; the projected model is kept")
-        new.tt, new.e0 = projected.tt, projected.e0
+        new.tt, new.e0, new.basis = projected.tt, projected.e0, projected.basis  # radial steps may have moved the basis
     report["refit_seconds"] = time.perf_counter() - t0
     report["errors_after"] = error_table(new, validation)
     new.active_set = None

@@ -12,7 +12,7 @@ The mappings are read-only; copy them (``dict(MODEL)``) to change a value.
 """
 from types import MappingProxyType
 
-__all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION"]
+__all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION", "COMPRESS"]
 
 #: hyper-parameters of the model (:meth:`etnpot.ETNPotential.build`); ``None`` means derived:
 #: ``r_min = 0.3 r_cut``, ``n_channels`` and ``species_rank`` from the species, ``bond_l_max = l_max``
@@ -71,3 +71,6 @@ ACTIVE_SET = True
 
 #: share of the training configurations held out for validation when none is given
 VALIDATION_FRACTION = 0.1
+
+#: ``etnpot compress`` / :func:`etnpot.compress`: ALS sweeps of the refit after the projection
+COMPRESS = MappingProxyType({"sweeps": 2})

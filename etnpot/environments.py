@@ -15,10 +15,11 @@ among its neighbours within ``r_cut``, encoded as the integer
 
 (``S`` species, indices in the model's order).  :func:`record_species_environments` stores the
 set of ``sigma`` met in the training data in the model's metadata (``"species_environments"``;
-:func:`etnpot.grade.fit_active_set` does it, so every ``etnpot fit`` model has it), and
+``etnpot fit`` does it for fits on one machine, and :func:`etnpot.grade.fit_active_set` too), and
 :func:`unseen_environments` flags the atoms of new structures whose ``sigma`` is not in it.
-:class:`etnpot.ETNCalculator` warns about them with the extrapolation grade.  Models with one
-species, or saved before this record existed, skip the check.
+:class:`etnpot.ETNCalculator` warns about them (unless ``extrapolation="off"``), with or without
+an active set.  Models with one species, or without the record (saved before it existed, or
+fitted on Dask workers), skip the check.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ KEY = "species_environments"
 def environment_codes(graph, n_species: int, r_cut: float) -> np.ndarray:
     """``sigma_i`` of every atom of ``graph`` (int64), pairs beyond ``r_cut`` ignored."""
     n, S = graph.n_atoms, int(n_species)
-    if S > 62:
-        raise ValueError(f"species environments are encoded in 64-bit integers: at most 62 species, got {S}")
+    if S > 57:  # codes < S 2^S must fit a signed 64-bit integer
+        raise ValueError(f"species environments are encoded in 64-bit integers: at most 57 species, got {S}")
     r2 = np.einsum("ea,ea->e", graph.vectors, graph.vectors)
     keep = r2 < r_cut * r_cut
     present = np.zeros(n * S, dtype=bool)

@@ -116,11 +116,28 @@ class OneParticleBasis:
         return self.species_weights.size + self.radial_weights.size
 
     def species_resolved(self) -> bool:
-        """Whether the channels are the raw species-resolved ones (``C = N S``, ``K = S``): channel
-        ``k N + n`` is ``Q_n`` summed over the neighbours of species ``k`` (possibly reweighted
-        by radial steps since)."""
-        S, N = self.n_species, self.radial.n_basis
-        return S > 1 and self.species_rank == S and self.n_channels == N * S
+        """Whether the channels are species-resolved raw channels (several species, ``K = S``,
+        ``C = N S``): every channel carries one Chebyshev function of one neighbour-species slot,
+        and every (function, slot) pair has exactly one channel (:meth:`channel_layout`)."""
+        return self.channel_layout() is not None
+
+    def channel_layout(self):
+        """``(n[c], k[c])`` per ``l`` (arrays over the channels): the Chebyshev function and the
+        species slot that channel ``c`` carries, read from the largest radial weight
+        ``radial_weights[l, c]``; ``None`` unless every ``(n, k)`` pair is carried by exactly one
+        channel of every ``l`` (the species-resolved layout ``c = k N + n`` of a new model, or
+        the same channels in another order, e.g. after ``[grow]`` added a Chebyshev function)."""
+        S, N, K, C = self.n_species, self.radial.n_basis, self.species_rank, self.n_channels
+        if S == 1 or K != S or C != N * S:
+            return None
+        out = []
+        for l in range(self.l_max + 1):
+            flat = np.abs(self.radial_weights[l].reshape(C, N * K)).argmax(axis=1)
+            n, k = flat // K, flat % K
+            if len(set(zip(n.tolist(), k.tolist()))) != C:
+                return None
+            out.append((n, k))
+        return out
 
     def species_tie_operators(self) -> list:
         r"""Per ``l``: the matrix ``D_l`` (channels x channels) that maps the coefficients of the
@@ -128,28 +145,28 @@ class OneParticleBasis:
 
         .. math::
 
-            (D_l t)_{kN+n} = \bar s_{ln}\Big(\frac{t_{kN+n}}{s_{l,kN+n}}
-                - \frac1S \sum_{k'} \frac{t_{k'N+n}}{s_{l,k'N+n}}\Big),
+            (D_l t)_c = \bar s_{l n_c}\Big(\frac{t_c}{s_{lc}}
+                - \frac1S \sum_{c' : n_{c'} = n_c} \frac{t_{c'}}{s_{lc'}}\Big),
 
-        taken on the unscaled coefficients ``t / s`` (those of ``Q_n`` summed over neighbours of
-        species ``k``) and brought back to the scale of the features by the group's mean scale
+        with ``n_c`` the Chebyshev function of channel ``c`` (:meth:`channel_layout`), taken on
+        the unscaled coefficients ``t / s`` (those of ``Q_n`` summed over the neighbours of one
+        species) and brought back to the scale of the features by the group's mean scale
         ``\bar s_{ln}``.  ``D_l t = 0`` means that core treats every neighbour species alike.
         The species-indicator channels of ``l = 0`` are not tied (zero rows)."""
-        if not self.species_resolved():
+        layout = self.channel_layout()
+        if layout is None:
             raise ValueError("species_tie needs the species-resolved raw channels (several species, "
                              f"n_channels = n_basis * n_species = {self.radial.n_basis * self.n_species}, "
-                             f"species_rank = n_species); this basis has n_channels={self.n_channels}, "
-                             f"species_rank={self.species_rank}, {self.n_species} species")
-        S, N, C = self.n_species, self.radial.n_basis, self.n_channels
+                             f"species_rank = n_species, one channel per function and species); this basis has "
+                             f"n_channels={self.n_channels}, species_rank={self.species_rank}, {self.n_species} species")
+        S = self.n_species
         out = []
-        centre = np.eye(S) - np.full((S, S), 1.0 / S)
-        for l in range(self.l_max + 1):
-            inv = 1.0 / self.scale[l].reshape(S, N)  # (k, n)
-            mean_scale = self.scale[l].reshape(S, N).mean(axis=0)  # (n,)
+        for l, (n_of, _) in enumerate(layout):
             D = np.zeros((self.channels(l), self.channels(l)))
-            for n in range(N):
-                idx = np.arange(S) * N + n
-                D[np.ix_(idx, idx)] = mean_scale[n] * centre * inv[None, :, n]
+            for n in range(self.radial.n_basis):
+                idx = np.flatnonzero(n_of == n)  # the S channels of function n, one per species
+                inv = 1.0 / self.scale[l, idx]
+                D[np.ix_(idx, idx)] = self.scale[l, idx].mean() * (np.eye(S) - np.full((S, S), 1.0 / S)) * inv[None, :]
             out.append(D)
         return out
 

@@ -21,9 +21,9 @@ __all__ = ["run_fit", "read_files", "file_sha256"]
 log = logging.getLogger(__name__)
 
 
-
 def _peak_rss_mb():
-    """Peak resident memory of this process so far, MB (``None`` where ``resource`` is missing)."""
+    """Peak resident memory of this process so far, in MB of 10^6 bytes (``None`` where
+    ``resource`` is missing).  With Dask workers it is the client's only."""
     try:
         import resource
         import sys
@@ -32,6 +32,7 @@ def _peak_rss_mb():
         return kb / 1e6 if sys.platform == "darwin" else kb / 1e3  # bytes on macOS, kB on Linux
     except ImportError:  # pragma: no cover (Windows)
         return None
+
 
 def file_sha256(path) -> str:
     h = hashlib.sha256()
@@ -148,6 +149,12 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         log.info("active set for the extrapolation grade: rank %d (%.1f s)", aset.rank, time.perf_counter() - t_g)
     elif f["active_set"]:
         log.info("distributed fit: no active set computed (run etnpot.grade.fit_active_set on the training data)")
+    if client is None and "species_environments" not in pot.metadata:  # fit_active_set records them too
+        from .environments import record_species_environments
+
+        record_species_environments(pot, train, f["chunk_atoms"])
+    elif client is not None:
+        log.info("distributed fit: species environments not recorded (etnpot.environments.record_species_environments)")
     pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)

@@ -141,12 +141,12 @@ def test_cli_compress(tmp_path, capsys):
     pot, _, val = teacher_data(order=2, rank=2, n_train=8, n_test=3)
     pot.save(tmp_path / "m.etn")
     out = tmp_path / "c.etn"
-    assert main(["compress", str(tmp_path / "m.etn"), "--channels", "4", "--sweeps", "1", "--config",
+    assert main(["compress", str(tmp_path / "m.etn"), "--channels", "2", "--sweeps", "1", "--config",
                  str(tmp_path / "fit.toml"), "--data-dir", str(tmp_path), "--output", str(out), "--json",
                  str(tmp_path / "r.json"), "-q"]) == 0
     text = capsys.readouterr().out
-    assert "channels       4 -> 4" in text and "µs" in text and "validation projected" in text
+    assert "channels       4 -> 2" in text and "µs" in text and "validation projected" in text
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert etnpot.load(out).num_parameters == rep["num_parameters"]
+    assert etnpot.load(out).num_parameters == rep["num_parameters"] < pot.num_parameters
     assert main(["compress", str(tmp_path / "m.etn"), "--channels", "9", "--config", str(tmp_path / "fit.toml"),
                  "--data-dir", str(tmp_path), "-q"]) == 2

@@ -92,3 +92,24 @@ def test_calculator_warns_and_raises(tmp_path):
     a.calc = etnpot.ETNCalculator(pot, extrapolation="raise", grade_threshold=1e9)
     with pytest.raises(ExtrapolationError, match="Au"):
         a.get_potential_energy()
+
+
+def test_check_without_active_set_and_off_switch():
+    pot = _model()
+    record_species_environments(pot, [_cell(["Cu", "Ag"], s) for s in range(3)])
+    assert pot.active_set is None  # e.g. a compressed or pruned model
+    a = _cell(["Cu", "Ag", "Au"], 30)
+    a.calc = etnpot.ETNCalculator(pot)
+    with pytest.warns(ExtrapolationWarning, match="never showed"):
+        a.get_potential_energy()
+    a.calc = etnpot.ETNCalculator(pot, extrapolation="off")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        a.get_potential_energy()
+    assert "unseen_species_environments" not in a.calc.results
+
+
+def test_too_many_species_is_an_error():
+    pot = _model()
+    with pytest.raises(ValueError, match="at most 57 species"):
+        environment_codes(pot.graph([_cell(["Cu"])]), 58, pot.r_cut)

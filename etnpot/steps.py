@@ -67,6 +67,11 @@ def species_tie_penalty(pot, k, sites, strength, n_extra):
     coefficients of neighbour-species combinations that the training data never show (three
     distinct neighbour species in a model trained on binaries) towards the species-blind mean,
     which the data do constrain.  ``n_extra`` zero columns are appended (``dE0``).
+
+    The tie is a penalty of each local problem, not one global objective: the deviations at the
+    other sites also depend on the centre core in the full tensor, and they are not in this
+    solve.  Each solve can only lower its own local objective (data + ridge + its site's tie);
+    the objective the fit reports and stops on stays the data loss plus the ridge.
     """
     if strength <= 0 or pot.basis.n_species == 1:
         return None

@@ -195,7 +195,6 @@ def _cmd_compress(args) -> int:
 
     from .compress import compress
     from .fit import FitSettings
-    from .metrics import format_error_table
 
     pot, cfg, train, validation, weights, timing = _model_data(args)
     ridge = float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"]))
@@ -205,23 +204,35 @@ def _cmd_compress(args) -> int:
     new.save(out)
     print(f"channels       {rep['n_channels_before']} -> {rep['n_channels']} (discarded share per l: "
           + ", ".join(f"{d:.2g}" for d in rep["discarded"]) + ")")
+    _print_smaller_model(rep, timing, [("errors_before", "validation before"), ("errors_projected", "validation projected"),
+                                       ("errors_after", f"validation after {args.sweeps} sweeps")],
+                         f"{out} (no extrapolation grades: run etnpot fit to get them)", args.json)
+    return 0
+
+
+def _print_smaller_model(rep, timing, tables, saved, json_path):
+    """The common end of ``compress`` and ``prune``: parameters, time per atom, the validation
+    tables ``[(key, title)]``, where the model went, and the report as JSON (written atomically)."""
+    import os
+
+    from .metrics import format_error_table
+
     print(f"parameters     {rep['num_parameters_before']} -> {rep['num_parameters']}")
     print(f"time per atom  {rep['us_per_atom_before']:.1f} -> {rep['us_per_atom_after']:.1f} µs (energy + forces, "
           f"{len(timing)} atoms, this machine)")
-    print(format_error_table(rep["errors_before"], "validation before"))
-    print(format_error_table(rep["errors_projected"], "validation projected"))
-    print(format_error_table(rep["errors_after"], f"validation after {args.sweeps} sweeps"))
-    print(f"saved          {out} (no extrapolation grades: run etnpot fit to get them)")
-    if args.json:
-        with open(args.json, "w") as fh:
+    for key, title in tables:
+        print(format_error_table(rep[key], title))
+    print(f"saved          {saved}")
+    if json_path:
+        tmp = json_path + ".tmp"
+        with open(tmp, "w") as fh:
             json.dump(rep, fh, indent=2, default=str)
-    return 0
+        os.replace(tmp, json_path)
 
 
 def _cmd_prune(args) -> int:
     import os
 
-    from .metrics import format_error_table
     from .prune import prune
 
     pot, cfg, train, validation, weights, timing = _model_data(args)
@@ -233,15 +244,8 @@ def _cmd_prune(args) -> int:
     for name, c in rep["contributions"].items():
         print(f"  {name:<28} contribution {c:.3g}")
     print(f"bonds          {'; '.join(rep['bonds'])}")
-    print(f"parameters     {rep['num_parameters_before']} -> {rep['num_parameters']}")
-    print(f"time per atom  {rep['us_per_atom_before']:.1f} -> {rep['us_per_atom_after']:.1f} µs (energy + forces, "
-          f"{len(timing)} atoms, this machine)")
-    print(format_error_table(rep["errors_before"], "validation before"))
-    print(format_error_table(rep["errors_after"], "validation after"))
-    print(f"saved          {out}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rep, fh, indent=2, default=str)
+    _print_smaller_model(rep, timing, [("errors_before", "validation before"), ("errors_after", "validation after")],
+                         out, args.json)
     return 0
 
 

@@ -115,9 +115,10 @@ def _reference_data(cfg, data_dir):
     from .workflow import read_files
 
     d = cfg["data"]
-    root = resolve_data_root(data_dir, d["root"], os.path.dirname(cfg["_path"]) if cfg.get("_path") else None)
-    configs, prov = read_files(d["test"] or d["train"], root, energy_key=d["energy_key"], forces_key=d["forces_key"],
-                               stress_key=d["stress_key"])
+    cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else None
+    root = resolve_data_root(data_dir, d["root"], cdir)
+    configs, prov = read_files(d["test"] or d["train"], root, cdir, energy_key=d["energy_key"],
+                               forces_key=d["forces_key"], stress_key=d["stress_key"])
     return configs, prov[0]["n_configs"]
 
 

@@ -48,13 +48,25 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def read_files(paths, root=None, **keys):
-    """Read and concatenate data files (relative paths are taken relative to ``root``)."""
+def data_path(p, root=None, cdir=None) -> str:
+    """Where the data file ``p`` of a configuration is: as given if absolute; else the first that
+    exists of ``root/p`` (the data root, :func:`etnpot.config.resolve_data_root`) and ``cdir/p``
+    (the configuration's folder); else ``root/p`` (or ``cdir/p``, or ``p``) for the error message.
+    So a config next to its data works even where a shared data root exists."""
+    if os.path.isabs(p):
+        return p
+    cands = [os.path.join(b, p) for b in (root, cdir) if b]
+    return next((c for c in cands if os.path.exists(c.split("::")[0])), cands[0] if cands else p)
+
+
+def read_files(paths, root=None, cdir=None, **keys):
+    """Read and concatenate data files (relative paths under ``root``, else ``cdir``: :func:`data_path`)."""
     out, prov = [], []
     for p in paths:
-        full = p if (os.path.isabs(p) or root is None) else os.path.join(root, p)
+        full = data_path(p, root, cdir)
         if not os.path.exists(full.split("::")[0]):
-            raise FileNotFoundError(f"data file not found: {full}" + (f" (data root {root})" if root else ""))
+            where = " and ".join(b for b in (root, cdir) if b)
+            raise FileNotFoundError(f"data file not found: {p}" + (f" (looked under {where})" if where else ""))
         configs = read_dataset(full, **{k: v for k, v in keys.items() if v is not None})
         out += configs
         prov.append({"path": os.path.abspath(full), "sha256": file_sha256(full.split("::")[0]), "n_configs": len(configs)})
@@ -71,7 +83,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     cfg, cdir, root = _prepare(cfg, data_dir)
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
     keys = _reader_keys(d)
-    full = lambda paths: [p if (os.path.isabs(p) or root is None) else os.path.join(root, p) for p in paths]
+    full = lambda paths: [data_path(p, root, cdir) for p in paths]
     dist = cfg["distributed"]
     client = None
     t0 = time.perf_counter()
@@ -104,7 +116,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                 found |= set(s)
             species = _by_atomic_number(found)
     else:
-        (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root)
+        (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root, cdir)
         species = m["species"] or _by_atomic_number({s for c in train for s in c.atoms.get_chemical_symbols()})
     log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
              "chunks" if client else "configurations", time.perf_counter() - t0)
@@ -193,8 +205,8 @@ def read_splits(cfg: dict, data_dir=None):
     fits in ``fitting/peers``, can be trained and tested on exactly the same data.
     Returns ``(train, validation, test)``, lists of :class:`etnpot.data.Configuration`.
     """
-    cfg, _, root = _prepare(cfg, data_dir)
-    return _read_local_splits(cfg, root)[0]
+    cfg, cdir, root = _prepare(cfg, data_dir)
+    return _read_local_splits(cfg, root, cdir)[0]
 
 
 def _prepare(cfg: dict, data_dir):
@@ -204,15 +216,15 @@ def _prepare(cfg: dict, data_dir):
     return cfg, cdir, resolve_data_root(data_dir, cfg["data"]["root"], cdir)
 
 
-def _read_local_splits(cfg, root):
+def _read_local_splits(cfg, root, cdir=None):
     """``((train, validation, test), provenance)`` read in this process; validation carved with ``[fit] seed``."""
     d = cfg["data"]
     keys = _reader_keys(d)
-    read = lambda paths: read_files(paths, root, **keys)
+    read = lambda paths: read_files(paths, root, cdir, **keys)
     train, prov_train = read(d["train"])
     if d["test_list"]:
         # a fixed test split given by configuration names (e.g. InP's test_split.txt)
-        lst = d["test_list"] if os.path.isabs(d["test_list"]) or root is None else os.path.join(root, d["test_list"])
+        lst = data_path(d["test_list"], root, cdir)
         with open(lst) as fh:
             names = {ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")}
         held = [c for c in train if c.info.get("name") in names]

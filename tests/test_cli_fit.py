@@ -127,6 +127,24 @@ def test_fit_cli_reports_missing_data(tmp_path, capsys):
     assert "data file not found" in capsys.readouterr().err
 
 
+def test_data_next_to_the_config_is_found_where_a_data_root_exists(tmp_path, monkeypatch, capsys):
+    """A config naming "train.xyz" beside it fits even when $ETNPOT_DATA (or ../shared/data) is a
+    data root without that file: relative paths are looked up under the root, then beside the config."""
+    root = tmp_path / "shared_data"
+    root.mkdir()
+    monkeypatch.setenv("ETNPOT_DATA", str(root))
+    work = tmp_path / "mysystem"
+    work.mkdir()
+    write_small_data(work)
+    (work / "fit.toml").write_text(CONFIG.replace("sweeps = 2", "sweeps = 1"))
+    assert main(["fit", str(work / "fit.toml"), "-q"]) == 0
+    assert (work / "m.etn").exists()
+    (work / "fit.toml").write_text(CONFIG.replace('"train.xyz"', '"missing.xyz"'))
+    assert main(["fit", str(work / "fit.toml"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.xyz" in err and str(root) in err and str(work) in err  # both places named
+
+
 def test_fixed_test_split_by_names(tmp_path):
     """[data] test_list holds out named configurations (<group>/<file>) of the training files as test."""
     from etnpot.config import validate_config

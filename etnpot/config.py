@@ -3,7 +3,7 @@
 Sections and keys (all but ``data.train`` optional)::
 
     [data]
-    root = "mlearn/data"                  # base of relative paths (see resolve_data_root)
+    root = "mlearn/data"                  # base of relative paths (see resolve_data_root); else beside the config
     train = ["Si/training.json.xz"]       # mlearn / FitSNAP JSON, extxyz, anything ase.io reads
     validation = []                       # if empty: carved from train (validation_fraction)
     validation_fraction = 0.1

@@ -220,3 +220,21 @@ def test_radial_steps_above_max_radial_params_are_skipped_with_a_warning(caplog)
                   settings=FitSettings(sweeps=1, radial_steps=1, max_radial_params=n_feat))
     g.run()
     assert any(st.get("kind") == "radial" for st in g.history[0]["steps"])  # the control: at the limit it runs
+
+
+def test_underdetermined_fit_warns_and_a_well_determined_one_does_not(caplog):
+    import logging
+
+    from etnpot import defaults as D
+    from fitdata import diverse_cells, label
+
+    teacher = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=2, l_max=2, rank=2, n_basis=4, n_channels=4)
+    data = label(teacher, diverse_cells(24, seed=3))
+    for n, warns in ((2, True), (24, False)):
+        pot = etnpot.ETNPotential.random(["Si", "C"], r_cut=3.8, order=2, l_max=2, rank=2, n_basis=4, n_channels=4)
+        rows = n + 3 * sum(len(c.atoms) for c in data[:n])
+        assert (rows < D.MIN_ROWS_PER_PARAMETER * pot.tt.num_parameters) == warns  # the two cases straddle the bound
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="etnpot.fit"):
+            etnpot.ALSFitter(pot, data[:n], settings=etnpot.FitSettings(sweeps=1), progress=False)
+        assert any("rows" in r.message and "parameters" in r.message for r in caplog.records) == warns

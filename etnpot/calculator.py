@@ -86,7 +86,9 @@ class ETNCalculator(Calculator):
             warnings.warn(f"{res['close_pairs']} atom pair(s) closer than the model's inner distance r_min = "
                           f"{self.potential.basis.radial.r_min:g} Å (shortest {res['min_pair_distance']:.3f} Å): "
                           "the potential is extrapolated there", RuntimeWarning, stacklevel=2)
-        from .environments import describe_environment, environment_codes, unseen_environments
+        if self.extrapolation == "off":
+            return
+        from .environments import describe_environment, unseen_environment_codes
         from .grade import ExtrapolationError, ExtrapolationWarning
 
         msgs = []
@@ -97,18 +99,16 @@ class ETNCalculator(Calculator):
             if worst > self.grade_threshold:
                 msgs.append(f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
                             "the potential is used outside its training data")
-        if self.extrapolation != "off":
-            unseen = unseen_environments(self.potential, graph)
-            self.results["unseen_species_environments"] = len(unseen)
-            if len(unseen):
-                code = environment_codes(graph, len(self.potential.species), self.potential.r_cut)[unseen[0]]
-                msgs.append(f"{len(unseen)} atom(s) in a combination of species that the training data never showed "
-                            f"(atom {int(unseen[0])}: {describe_environment(code, self.potential.species)}): the "
-                            "potential extrapolates there")
-            if msgs and self.extrapolation == "raise":
-                raise ExtrapolationError("; ".join(msgs))
-            for msg in msgs:
-                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+        unseen, codes = unseen_environment_codes(self.potential, graph)
+        self.results["unseen_species_environments"] = len(unseen)
+        if len(unseen):
+            msgs.append(f"{len(unseen)} atom(s) in a combination of species that the training data never showed "
+                        f"(atom {int(unseen[0])}: {describe_environment(codes[0], self.potential.species)}): the "
+                        "potential extrapolates there")
+        if msgs and self.extrapolation == "raise":
+            raise ExtrapolationError("; ".join(msgs))
+        for msg in msgs:
+            warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
 
     def _graph(self):
         from .neighbors import VerletList

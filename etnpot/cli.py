@@ -163,9 +163,9 @@ def _cmd_lammps(args) -> int:
 
 
 def _model_data(args):
-    """The model of ``args.model``, its fit configuration (``--config`` or the one recorded in the
-    model), the training and validation splits, the loss weights, and a cell of >= 1,000 atoms
-    (from the largest validation cell) to time the evaluation on."""
+    """The model of ``args.model``, the training and validation splits of its fit configuration
+    (``--config`` or the one recorded in the model), that fit's loss weights and ridge, and a cell
+    of >= 1,000 atoms (from the largest validation cell) to time the evaluation on."""
     import numpy as np
 
     from .config import load_config
@@ -187,7 +187,8 @@ def _model_data(args):
     weights = Weights(**{k: w[k] for k in ("energy", "forces", "stress", "config_types") if k in w})
     big = max(validation, key=lambda c: len(c.atoms)).atoms
     reps = int(np.ceil((1000 / len(big)) ** (1 / 3))) if all(big.pbc) else 1
-    return pot, cfg, train, validation, weights, big.repeat((reps, reps, reps))
+    ridge = float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"]))
+    return pot, train, validation, weights, ridge, big.repeat((reps, reps, reps))
 
 
 def _cmd_compress(args) -> int:
@@ -196,8 +197,7 @@ def _cmd_compress(args) -> int:
     from .compress import compress
     from .fit import FitSettings
 
-    pot, cfg, train, validation, weights, timing = _model_data(args)
-    ridge = float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"]))
+    pot, train, validation, weights, ridge, timing = _model_data(args)
     new, rep = compress(pot, args.channels, train, validation, weights, FitSettings(sweeps=args.sweeps, ridge=ridge),
                         timing_atoms=timing, progress=not args.quiet)
     out = args.output or os.path.splitext(args.model)[0] + f"_c{args.channels}.etn"
@@ -235,9 +235,9 @@ def _cmd_prune(args) -> int:
 
     from .prune import prune
 
-    pot, cfg, train, validation, weights, timing = _model_data(args)
-    rep = prune(pot, validation, args.tolerance, train=train, weights=weights,
-                ridge=float((cfg.get("fit") or {}).get("ridge", D.FIT["ridge"])), timing_atoms=timing, progress=not args.quiet)
+    pot, train, validation, weights, ridge, timing = _model_data(args)
+    rep = prune(pot, validation, args.tolerance, train=train, weights=weights, ridge=ridge, timing_atoms=timing,
+                progress=not args.quiet)
     out = args.output or os.path.splitext(args.model)[0] + "_pruned.etn"
     pot.save(out)
     print(f"tolerance      {rep['tolerance']:g}: dropped {len(rep['dropped'])} coupling paths")
@@ -253,6 +253,15 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(out=args.output, progress=not args.quiet)
+
+
+def _model_data_arguments(p, output_help):
+    """The options of the commands that rework a fitted model on its fit's data (:func:`_model_data`)."""
+    p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
+    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
+    p.add_argument("--output", default=None, help=output_help)
+    p.add_argument("--json", default=None, help="write the report as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv=None) -> int:
@@ -303,11 +312,7 @@ def main(argv=None) -> int:
     p.add_argument("model")
     p.add_argument("--tolerance", type=float, required=True,
                    help="relative contribution (to the validation energies or forces) below which a path is dropped")
-    p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
-    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
-    p.add_argument("--output", default=None, help="pruned model file (default MODEL_pruned.etn)")
-    p.add_argument("--json", default=None, help="write the report as JSON here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _model_data_arguments(p, "pruned model file (default MODEL_pruned.etn)")
     p.set_defaults(func=_cmd_prune)
     p = sub.add_parser("compress", help="fewer radial channels (species compression), refit, report parameters, "
                                         "time and errors")
@@ -315,11 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--channels", type=int, required=True, help="radial channels per l after the compression")
     p.add_argument("--sweeps", type=int, default=D.COMPRESS["sweeps"], help="ALS sweeps of the refit "
                    f"(default {D.COMPRESS['sweeps']})")
-    p.add_argument("--config", default=None, help="the fit's TOML (default: the configuration recorded in the model)")
-    p.add_argument("--data-dir", default=None, help="base directory of relative data paths")
-    p.add_argument("--output", default=None, help="compressed model file (default MODEL_cN.etn)")
-    p.add_argument("--json", default=None, help="write the report as JSON here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _model_data_arguments(p, "compressed model file (default MODEL_cN.etn)")
     p.set_defaults(func=_cmd_compress)
     p = sub.add_parser("demo", help="the main job on the embedded default (no arguments needed)")
     p.add_argument("--output", default="etnpot-demo.etn", help="where to save the model")

@@ -62,20 +62,18 @@ def _centred_copies(tt):
 def feature_covariances(pot, atoms_list, chunk_atoms: int = D.FIT["chunk_atoms"]) -> list:
     """Per ``l``: the second moments ``Sigma_l = sum_{i, m} F[l]_{i m c} F[l]_{i m c'} / n`` of the
     model's (normalized) radial channels over the atoms of ``atoms_list``, ``C x C``."""
+    from .data import batches_by_atoms
+
     C = pot.basis.n_channels
     sig = [np.zeros((C, C)) for _ in range(pot.basis.l_max + 1)]
-    n, batch, size = 0, [], 0
-    atoms_list = [getattr(a, "atoms", a) for a in atoms_list]
-    for k, a in enumerate(atoms_list):
-        batch.append(a)
-        size += len(a)
-        if size >= chunk_atoms or k == len(atoms_list) - 1:
-            blocks, _ = pot.basis.compute(pot.graph(batch))
-            for l, F in enumerate(blocks):
-                X = F[:, :, :C].reshape(-1, C)
-                sig[l] += X.T @ X
-            n += size
-            batch, size = [], 0
+    n = 0
+    for batch in batches_by_atoms([getattr(a, "atoms", a) for a in atoms_list], chunk_atoms):
+        g = pot.graph(batch)
+        blocks, _ = pot.basis.compute(g)
+        for l, F in enumerate(blocks):
+            X = F[:, :, :C].reshape(-1, C)
+            sig[l] += X.T @ X
+        n += g.n_atoms
     return [s / max(n, 1) for s in sig]
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["environment_codes", "record_species_environments", "unseen_environments", "describe_environment"]
+__all__ = ["environment_codes", "record_species_environments", "unseen_environment_codes", "unseen_environments",
+           "describe_environment"]
 
 KEY = "species_environments"
 
@@ -58,14 +59,22 @@ def record_species_environments(potential, configs, chunk_atoms: int = 20000) ->
     return codes
 
 
-def unseen_environments(potential, graph) -> np.ndarray:
-    """Indices of the atoms of ``graph`` whose species environment the training data never showed
-    (empty for one species, or for a model without the record)."""
+def unseen_environment_codes(potential, graph):
+    """``(indices, codes)``: the atoms of ``graph`` whose species environment the training data
+    never showed, and their environment codes (both empty for one species, or for a model without
+    the record)."""
     known = potential.metadata.get(KEY)
     if not known or len(potential.species) == 1:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     codes = environment_codes(graph, len(potential.species), potential.r_cut)
-    return np.flatnonzero(~np.isin(codes, np.asarray(known, dtype=np.int64)))
+    idx = np.flatnonzero(~np.isin(codes, np.asarray(known, dtype=np.int64)))
+    return idx, codes[idx]
+
+
+def unseen_environments(potential, graph) -> np.ndarray:
+    """Indices of the atoms of ``graph`` whose species environment the training data never showed
+    (:func:`unseen_environment_codes` without the codes)."""
+    return unseen_environment_codes(potential, graph)[0]
 
 
 def describe_environment(code: int, species) -> str:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import defaults as D
+
 __all__ = ["environment_codes", "record_species_environments", "unseen_environment_codes", "unseen_environments",
            "describe_environment"]
 
@@ -44,7 +46,7 @@ def environment_codes(graph, n_species: int, r_cut: float) -> np.ndarray:
     return (graph.species.astype(np.int64) << S) | mask
 
 
-def record_species_environments(potential, configs, chunk_atoms: int = 20000) -> list:
+def record_species_environments(potential, configs, chunk_atoms: int = D.FIT["chunk_atoms"]) -> list:
     """Store (and return) the sorted species environments of the atoms of ``configs``
     (configurations or ``ase.Atoms``) in ``potential.metadata["species_environments"]``."""
     from .data import batches_by_atoms

@@ -8,15 +8,17 @@ atoms, the median of ``--repeat`` calls (after a warm-up) of ``pot.compute(atoms
 stress=False)`` (neighbour list included) for
 
 * ``reference``: the block-sparse path (``pot.evaluation = "reference"``), 1 thread;
-* ``fast``: :mod:`etnpot.evaluation` (contraction chosen per model), 1 thread;
+* ``fast``: :mod:`etnpot.evaluation` (contraction chosen per model, compiled pair kernels), 1 thread;
+* ``fast numpy``: the same with the pair kernels' numpy reference (``ETNPOT_KERNELS=numpy``);
 * ``fast f32``: the same with ``pot.to("numpy", "float32")``, 1 thread;
 * ``fast 2thr``: the fast path with 2 BLAS threads;
 
 and ASE's EMT on fcc Cu of the same sizes (the in-process peer; the MTP, ACE and GAP peers run
 in their own virtual environments through benchmarks/bench_peers.py).  Ratios are printed side by side from the same run.  The 1-thread variants and EMT
-are timed in CPU time of this process (``--wall`` for wall time): on a shared, loaded machine
-other processes' preemption inflates wall time 2-4x but not CPU time; the 2-thread variant is
-timed in wall time (its CPU time sums both threads).  ``--split`` prints the time of
+are timed in wall time; run it on an idle machine.  (``--cpu`` times the 1-thread variants in
+CPU time of this process, which other processes' preemption does not inflate, but which counts
+the spinning of OpenBLAS's second thread under ``threadpool_limits(1)``: measured up to 2x the
+wall time on an idle machine, so earlier CPU-time figures overstate etnpot's cost.)  ``--split`` prints the time of
 each part of both paths at the first size; ``--prune`` the tolerance / µs-per-atom /
 validation-error trade-off of :func:`etnpot.prune` on the Si model (needs the Zuo data:
 ``ETNPOT_DATA``).
@@ -68,11 +70,13 @@ def median_time(fn, repeat, cpu=False):
 
 
 def variants(path):
+    """``(label, model, BLAS threads, pair kernels)`` of every timed variant."""
     ref = etnpot.load(path)
     ref.evaluation = "reference"
     fast = etnpot.load(path)
     f32 = etnpot.load(path).to("numpy", "float32")
-    return [("reference", ref, 1), ("fast", fast, 1), ("fast f32", f32, 1), ("fast 2thr", fast, 2)]
+    return [("reference", ref, 1, "numpy"), ("fast", fast, 1, "auto"), ("fast numpy", fast, 1, "numpy"),
+            ("fast f32", f32, 1, "auto"), ("fast 2thr", fast, 2, "auto")]
 
 
 def split(pot, atoms, repeat, cpu):
@@ -166,8 +170,9 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000, 27000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--split", action="store_true")
-    ap.add_argument("--wall", dest="cpu", action="store_false", help="wall time for every variant (default: CPU "
-                    "time of the 1-thread variants, wall time of the 2-thread one)")
+    ap.add_argument("--cpu", action="store_true", help="CPU time of the 1-thread variants (default: wall time of "
+                    "every variant; CPU time is robust to other load but counts OpenBLAS's idle second thread, "
+                    "which spins under threadpool_limits(1): up to 2x the wall time on an idle machine)")
     ap.add_argument("--prune", type=float, nargs="*", default=None)
     ap.add_argument("--min", action="store_true", help="the smallest of --repeat times instead of the median")
     ap.add_argument("--models", nargs="+", default=list(MODELS), help="names of MODELS to run")
@@ -186,19 +191,24 @@ def main():
         if args.split:
             atoms = cell(kind, args.sizes[0])
             with threadpool_limits(1):
-                for part, t in split(vs[1][1], atoms, args.repeat, args.cpu).items():
-                    print(f"  split {part:<32} {t * 1e6:8.1f} µs/atom")
+                for kernels in ("auto", "numpy"):
+                    etnpot.kernels.MODE = kernels
+                    for part, t in split(vs[1][1], atoms, args.repeat, args.cpu).items():
+                        print(f"  split ({kernels} pair kernels) {part:<32} {t * 1e6:8.1f} µs/atom")
+                etnpot.kernels.MODE = "auto"
         head = f"{'atoms':>7} " + " ".join(f"{v[0]:>11}" for v in vs) + f" {'EMT Cu':>9}  ratios: " + \
             " ".join(f"ref/{v[0]}" for v in vs[1:]) + " fast/EMT"
         print(head + ("   (µs/atom; CPU time, 2thr: wall)" if args.cpu else "   (µs/atom, wall)"))
         for n in args.sizes:
             atoms = cell(kind, n)
             ts = []
-            for label, pot, th in vs:
+            for label, pot, th, kernels in vs:
+                etnpot.kernels.MODE = kernels
                 with threadpool_limits(th):
                     pot.threads = th
                     ts.append(median_time(lambda: pot.compute(atoms, forces=True, stress=False), args.repeat,
                                           args.cpu and th == 1) / len(atoms))
+            etnpot.kernels.MODE = "auto"
             cu = cell("Cu", n)
             cu.calc = EMT()
 

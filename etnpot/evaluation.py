@@ -71,6 +71,7 @@ import weakref
 import numpy as np
 from autoray import do, get_dtype_name
 
+from . import kernels as _kernels
 from . import radial as _radial
 from .so3 import real_sph_harm
 
@@ -221,7 +222,7 @@ def chebyshev(radial, r):
 class PairData:
     """What the pull-back needs from the forward pass of one chunk."""
 
-    __slots__ = ("i", "rows", "M", "r", "rhat", "Y", "dY", "QQ")
+    __slots__ = ("i", "rows", "M", "r", "rhat", "Y", "dY", "QQ", "D", "zj", "QdQ")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -247,7 +248,9 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     ``P_i = Y_i^T [Q_i]_z`` is one batched product per chunk, ``(K, M) @ (M, S N)`` per atom,
     the radial functions placed in the columns of the neighbour's species (zeros elsewhere and in
     empty slots).  (Was: one sparse incidence product per radial function; 20 % slower, most of
-    it SciPy's per-matrix checks.)"""
+    it SciPy's per-matrix checks.)  Where numba imports (:func:`etnpot.kernels.use_numba`), one
+    compiled loop over the pairs sums the same moments without the padding
+    (:func:`etnpot.kernels.pair_features`); the padded numpy code is its reference."""
     W = weights(basis) if W is None else W
     S, L, C, N = basis.n_species, basis.l_max + 1, basis.n_channels, basis.radial.n_basis
     K = L * L
@@ -259,8 +262,33 @@ def features(basis, g, s0, s1, p0, p1, W=None):
         raise ValueError(f"configuration {g.pair_config[e]}: atoms {g.i[e]} and {g.j[e]} (global indices) "
                          "coincide (zero distance)")
     Y, dY = real_sph_harm(basis.l_max, D, gradients=True)
-    Qt, dQt = chebyshev(basis.radial, r)  # (N, E)
     i = g.i[p0:p1] - s0
+    if _kernels.use_numba():  # the same moments from one compiled loop over the pairs
+        zj = g.species[g.j[p0:p1]]
+        P4, QdQ = _kernels.pair_features(D, r, i, zj, basis.radial.r_min, basis.radial.r_cut, Y, n, S, N)
+        P = P4.reshape(n, K, S * N)
+        pd = PairData(i=i, rows=None, M=None, r=r, rhat=None, Y=Y, dY=dY, QQ=None, D=D, zj=zj, QdQ=QdQ)
+    else:
+        P, pd = _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n)
+    centre = g.species[s0:s1]
+    blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
+    for z in range(S):
+        sel = slice(None) if S == 1 else np.flatnonzero(centre == z)
+        Pz = P if S == 1 else P[sel]
+        for l in range(L):
+            blocks[l][sel] = Pz[:, l * l:(l + 1) ** 2] @ W[z][l]  # (n_z, 2l+1, S N) @ (S N, C)
+    F0 = blocks[0] - basis.shift[centre][:, None, :]
+    ind = np.zeros((n, 1, S))
+    ind[np.arange(n), 0, centre] = 1.0
+    blocks[0] = np.concatenate([F0, ind], axis=2)
+    return blocks, pd
+
+
+def _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n):
+    """The numpy path of :func:`features`: ``P`` ``(n, K, S N)`` through the padded layout, and
+    the :class:`PairData` of the pull-back."""
+    S, N, K = basis.n_species, basis.radial.n_basis, (basis.l_max + 1) ** 2
+    Qt, dQt = chebyshev(basis.radial, r)  # (N, E)
     rows, M = padded_rows(i, n)
     # QQ[i, slot, 0 or 1, z N + n]: Q_n and Q_n' of the pair in the columns of its neighbour's species
     QQ = np.zeros((n * M, 2, S * N))
@@ -275,19 +303,8 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     Yp = np.zeros((n * M, K))
     Yp[rows] = Y
     P = Yp.reshape(n, M, K).transpose(0, 2, 1) @ QQ.reshape(n, M, 2 * S * N)[:, :, :S * N]  # (n, K, S N)
-    centre = g.species[s0:s1]
-    blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
-    for z in range(S):
-        sel = slice(None) if S == 1 else np.flatnonzero(centre == z)
-        Pz = P if S == 1 else P[sel]
-        for l in range(L):
-            blocks[l][sel] = Pz[:, l * l:(l + 1) ** 2] @ W[z][l]  # (n_z, 2l+1, S N) @ (S N, C)
-    F0 = blocks[0] - basis.shift[centre][:, None, :]
-    ind = np.zeros((n, 1, S))
-    ind[np.arange(n), 0, centre] = 1.0
-    blocks[0] = np.concatenate([F0, ind], axis=2)
     rhat = D / np.where(r > 0, r, 1.0)[:, None]
-    return blocks, PairData(i=i, rows=rows, M=M, r=r, rhat=rhat, Y=Y, dY=dY, QQ=QQ)
+    return P, PairData(i=i, rows=rows, M=M, r=r, rhat=rhat, Y=Y, dY=dY, QQ=QQ, D=D, zj=None, QdQ=None)
 
 
 def weights(basis):
@@ -314,6 +331,8 @@ def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarr
         for l in range(L):
             gl = grad_blocks[l][:, :, :C] if S == 1 else grad_blocks[l][sel][:, :, :C]
             H[sel, l * l:(l + 1) ** 2] = gl @ W[z][l].T  # (n_z, 2l+1, C) @ (C, S N)
+    if pd.QdQ is not None:  # the compiled loop over the pairs (etnpot.kernels)
+        return _kernels.pair_gradients(pd.D, pd.r, pd.i, pd.zj, pd.Y, pd.dY, pd.QdQ, H.reshape(n, K, S, N))
     T = pd.QQ.reshape(n, 2 * pd.M, S * N) @ H.transpose(0, 2, 1)  # (n, 2M, K): rows (slot, Q or Q')
     h = T.reshape(n * pd.M, 2, K)[pd.rows]  # (E, 2, K): h Q and h Q' per pair
     out = pd.rhat * np.einsum("ek,ek->e", pd.Y, h[:, 1])[:, None]

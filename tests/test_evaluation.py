@@ -60,8 +60,28 @@ def _run(pot, configs, mode, chunk=None):
     return p.compute(configs)
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def kernel(request, monkeypatch):
+    """The fast path with the compiled pair kernels (etnpot.kernels) and with their numpy reference."""
+    monkeypatch.setattr(etnpot.kernels, "MODE", request.param)
+    return request.param
+
+
+def test_the_compiled_kernels_are_used_where_numba_imports(monkeypatch):
+    """numba is a dependency, so the default evaluation takes the compiled path (a broken numba
+    would fall back to numpy silently; this test makes CI say so), and a bad mode is an error."""
+    monkeypatch.setattr(etnpot.kernels, "MODE", "auto")
+    assert etnpot.kernels.use_numba()
+    pot = _model("d3_l1_r3_InP")
+    g = pot.graph(_configs(pot.species))
+    assert evaluation.features(pot.basis, g, 0, 4, 0, int(np.searchsorted(g.i, 4)))[1].QdQ is not None
+    monkeypatch.setattr(etnpot.kernels, "MODE", "fortran")
+    with pytest.raises(ValueError, match="ETNPOT_KERNELS"):
+        etnpot.kernels.use_numba()
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_fast_equals_reference(name):
+def test_fast_equals_reference(name, kernel):
     pot = _model(name)
     configs = _configs(pot.species)
     ref = _run(pot, configs, "reference")
@@ -144,7 +164,7 @@ def test_torch_and_float32_dense():
 
 
 @pytest.mark.parametrize("name", ["d4_l2_r3", "d3_l1_r3_InP", "species_rank_1"])
-def test_padded_pair_layout(name):
+def test_padded_pair_layout(name, kernel):
     """The features and pull-back lay each atom's pairs out in as many slots as the most
     coordinated atom of the chunk has neighbours: a crowded atom beside sparse ones, and atoms
     without neighbours inside a chunk (not only at its end), give the reference's numbers."""

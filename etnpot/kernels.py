@@ -1,0 +1,149 @@
+r"""Compiled pair kernels of the fast evaluation (numba), with the numpy code of
+:mod:`etnpot.evaluation` as their reference.
+
+The fast evaluation's per-pair work is small (28-42 pairs per atom, a few dozen products per
+pair), so in numpy it is dominated by temporaries and index gymnastics: the padded layout that
+places every pair's radial functions in the columns of its neighbour's species is zeros for
+``S - 1`` of ``S`` species, and it costs more with every species.  Two loops over the pairs of a
+chunk do the same work without temporaries:
+
+**Features** (:func:`pair_features`).  For the pair ``e = (i, j)`` with ``z = z_j``,
+``r = |r_ij|`` and ``s = (2 r - r_min - r_cut) / (r_cut - r_min)``,
+
+.. math::
+
+    Q_n(r) = T_n(s)\, f_{cut}(r), \qquad
+    Q_n'(r) = \frac{2}{r_{cut} - r_{min}} T_n'(s)\, f_{cut}(r) + T_n(s)\, f_{cut}'(r), \qquad
+    P_i[lm, z, n] \mathrel{+}= Y_{lm}(\hat r_{ij})\, Q_n(r),
+
+(:mod:`etnpot.radial`: the Chebyshev recurrence and the quadratic cutoff) -- the moments
+``P`` of :func:`etnpot.evaluation.features`, summed straight into the neighbour's species.  ``Q``
+and ``Q'`` are kept per pair for the pull-back.
+
+**Pull-back** (:func:`pair_gradients`).  With ``H_i[lm, z, n]`` the radial coefficients
+contracted with ``dE/dF`` (computed per atom by a GEMM, as in the numpy path) and
+``h = H_i[:, z_j, :]``,
+
+.. math::
+
+    \frac{\partial E}{\partial r_{ij}} = \hat r_{ij} \sum_{lm} Y_{lm}\, (h Q')_{lm}
+        + \sum_{lm} \nabla Y_{lm}\, (h Q)_{lm}.
+
+Both cost the same per pair whatever the number of species.  They run on one thread (the
+evaluation's default, see :attr:`etnpot.ETNPotential.threads`) and release the GIL.
+
+:data:`MODE` chooses: ``"auto"`` (numba where it imports, else numpy), ``"numba"`` or
+``"numpy"``; the environment variable ``ETNPOT_KERNELS`` sets it at import.  The results agree
+with the numpy path to rounding (``tests/test_evaluation.py``); ``benchmarks/bench_eval.py``
+times both.  The first call in a new environment compiles the kernels (a few seconds; the
+compiled code is cached on disk).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+
+__all__ = ["MODE", "use_numba", "pair_features", "pair_gradients"]
+
+log = logging.getLogger(__name__)
+
+#: ``"auto"``, ``"numba"`` or ``"numpy"`` (see the module docstring)
+MODE = os.environ.get("ETNPOT_KERNELS", "auto")
+
+try:  # numba is a dependency; an environment where it does not import falls back to numpy
+    import numba as _numba
+except Exception as exc:  # pragma: no cover - exercised only where numba is broken or absent
+    _numba, _IMPORT_ERROR = None, exc
+else:
+    _IMPORT_ERROR = None
+
+
+def use_numba() -> bool:
+    """Whether the fast evaluation uses the compiled kernels now (:data:`MODE`)."""
+    if MODE not in ("auto", "numba", "numpy"):
+        raise ValueError(f"etnpot.kernels.MODE (ETNPOT_KERNELS) must be 'auto', 'numba' or 'numpy', got {MODE!r}")
+    if MODE == "numpy":
+        return False
+    if _numba is None:
+        if MODE == "numba":
+            raise ImportError(f"ETNPOT_KERNELS=numba, but numba does not import: {_IMPORT_ERROR}")
+        return False
+    return True
+
+
+def _features_kernel(D, r, i, zj, r_min, r_cut, Y, P, QdQ):  # pragma: no cover - compiled
+    E, K, N = D.shape[0], Y.shape[1], P.shape[3]
+    w = r_cut - r_min
+    ds = 2.0 / w
+    T = np.empty(N)
+    dT = np.empty(N)
+    for e in range(E):
+        re = r[e]
+        s = (2.0 * re - r_min - r_cut) / w
+        x = (r_cut - re) / w if re < r_cut else 0.0
+        fc, dfc = x * x, -2.0 * x / w
+        T[0], dT[0] = 1.0, 0.0
+        if N > 1:
+            T[1], dT[1] = s, ds
+        for n in range(2, N):
+            T[n] = 2.0 * s * T[n - 1] - T[n - 2]
+            dT[n] = 2.0 * s * dT[n - 1] + 2.0 * ds * T[n - 1] - dT[n - 2]
+        for n in range(N):
+            QdQ[e, 0, n] = T[n] * fc
+            QdQ[e, 1, n] = dT[n] * fc + T[n] * dfc
+        a, z = i[e], zj[e]
+        for k in range(K):
+            y = Y[e, k]
+            for n in range(N):
+                P[a, k, z, n] += y * QdQ[e, 0, n]
+
+
+def _gradients_kernel(D, r, i, zj, Y, dY, QdQ, H, out):  # pragma: no cover - compiled
+    E, K, N = D.shape[0], Y.shape[1], QdQ.shape[2]
+    for e in range(E):
+        a, z = i[e], zj[e]
+        s, g0, g1, g2 = 0.0, 0.0, 0.0, 0.0
+        for k in range(K):
+            hq, hdq = 0.0, 0.0
+            for n in range(N):
+                h = H[a, k, z, n]
+                hq += h * QdQ[e, 0, n]
+                hdq += h * QdQ[e, 1, n]
+            s += Y[e, k] * hdq
+            g0 += dY[e, 0, k] * hq
+            g1 += dY[e, 1, k] * hq
+            g2 += dY[e, 2, k] * hq
+        inv = 1.0 / r[e] if r[e] > 0.0 else 1.0
+        out[e, 0] = D[e, 0] * inv * s + g0
+        out[e, 1] = D[e, 1] * inv * s + g1
+        out[e, 2] = D[e, 2] * inv * s + g2
+
+
+if _numba is not None:
+    _features_kernel = _numba.njit(cache=True, nogil=True)(_features_kernel)
+    _gradients_kernel = _numba.njit(cache=True, nogil=True)(_gradients_kernel)
+
+
+def pair_features(D, r, i, zj, r_min, r_cut, Y, n_atoms, n_species, n_basis):
+    """``(P, QdQ)``: the moments ``P`` ``(n_atoms, K, S, N)`` of the pairs with vectors ``D``
+    ``(E, 3)`` (lengths ``r``, centres ``i`` in ``0..n_atoms-1``, neighbour species ``zj``,
+    harmonics ``Y`` ``(E, K)``), and ``QdQ`` ``(E, 2, N)``: ``Q_n`` and ``Q_n'`` per pair."""
+    E, K = Y.shape
+    P = np.zeros((n_atoms, K, n_species, n_basis))
+    QdQ = np.empty((E, 2, n_basis))
+    if E:
+        _features_kernel(D, r, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(zj, dtype=np.int64),
+                         float(r_min), float(r_cut), Y, P, QdQ)
+    return P, QdQ
+
+
+def pair_gradients(D, r, i, zj, Y, dY, QdQ, H):
+    """``dE/dr_ij`` ``(E, 3)`` of the pairs of :func:`pair_features` from ``H`` ``(n, K, S, N)``."""
+    out = np.empty((len(r), 3))
+    if len(r):
+        _gradients_kernel(D, r, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(zj, dtype=np.int64),
+                          Y, dY, QdQ, H, out)
+    return out

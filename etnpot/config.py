@@ -21,6 +21,7 @@ Sections and keys (all but ``data.train`` optional)::
     tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = 0.0
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
+    size_to_data = true                   # thin data (< 5 rows per parameter): also fit lower l_max, keep the best on validation
 
     [weights]
     energy = 30000.0; forces = 1.0; stress = 0.0
@@ -61,7 +62,8 @@ DEFAULTS = {
              "test_list": None, "energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
              "config_type_key": "config_type", "shear_order": None},
     "model": {"species": None, **D.MODEL},
-    "fit": {**D.FIT, "init": D.INIT["init"], "init_noise": D.INIT["noise"], "e0": D.E0, "active_set": D.ACTIVE_SET},
+    "fit": {**D.FIT, "init": D.INIT["init"], "init_noise": D.INIT["noise"], "e0": D.E0, "active_set": D.ACTIVE_SET,
+            "size_to_data": D.SIZE_TO_DATA},
     "weights": {**D.WEIGHTS, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},
@@ -128,6 +130,8 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
     f = out["fit"]
     if not isinstance(f["sweeps"], int) or f["sweeps"] < 1:
         raise ConfigError(f"{source}: [fit] sweeps must be an integer >= 1, got {f['sweeps']!r}")
+    if not isinstance(f["size_to_data"], bool):
+        raise ConfigError(f"{source}: [fit] size_to_data must be true or false, got {f['size_to_data']!r}")
     for key in ("ridge", "species_tie"):
         if not isinstance(f[key], (int, float)) or f[key] < 0:
             raise ConfigError(f"{source}: [fit] {key} must be a number >= 0, got {f[key]!r}")

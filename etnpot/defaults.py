@@ -12,7 +12,8 @@ The mappings are read-only; copy them (``dict(MODEL)``) to change a value.
 """
 from types import MappingProxyType
 
-__all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION", "COMPRESS", "MIN_ROWS_PER_PARAMETER"]
+__all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION", "COMPRESS", "MIN_ROWS_PER_PARAMETER",
+           "SIZE_TO_DATA"]
 
 #: hyper-parameters of the model (:meth:`etnpot.ETNPotential.build`); ``None`` means derived:
 #: ``r_min = 0.3 r_cut``, ``n_channels`` and ``species_rank`` from the species, ``bond_l_max = l_max``
@@ -80,3 +81,8 @@ COMPRESS = MappingProxyType({"sweeps": 2})
 #: well as its validation forces; a five-species example with 0.65 fitted its training energies
 #: 500 times better than its validation energies)
 MIN_ROWS_PER_PARAMETER = 5
+
+#: ``etnpot fit`` also fits smaller models (l_max lowered) where the training data give fewer than
+#: MIN_ROWS_PER_PARAMETER rows per parameter, and keeps the best on validation (etnpot.sizing;
+#: config key ``[fit] size_to_data``)
+SIZE_TO_DATA = True

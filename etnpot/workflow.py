@@ -144,6 +144,10 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if grow_settings is not None:
         grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
     fitter.run()
+    model_choice = None
+    if f["size_to_data"] and grow_settings is None and client is None and not resume and validation:
+        pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
+                                                  progress, time.perf_counter() - t_fit)
     errors = fitter.errors
     growth = None
     if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved
@@ -179,6 +183,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                                                  for h in fitter.history], default=float)),
               "best_sweep": fitter.best[1] if fitter.best else None,
               "peak_rss_mb": _peak_rss_mb()}
+    if model_choice is not None:
+        report["model_choice"] = model_choice
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
@@ -195,6 +201,42 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if client is not None:
         client.close()
     return pot, report
+
+
+def _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds):
+    """:mod:`etnpot.sizing`: where the training data are thin, also fit the smaller candidates
+    (no checkpoints) and keep the one with the lowest validation loss.  Returns ``(pot, fitter,
+    model_choice)``; ``model_choice`` (the report's entry, one per fitted candidate) is ``None``
+    where the data give enough rows for the model."""
+    from .sizing import smaller_models, training_rows
+
+    rows = training_rows(train, weights)
+    smaller = smaller_models(species, _model_kwargs(m), rows)
+    if not smaller:
+        return pot, fitter, None
+
+    def entry(kw, p, ftr, secs):
+        return {"l_max": kw["l_max"], "num_parameters": p.num_parameters,
+                "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
+                "validation_loss": ftr.best[0], "seconds": secs}
+
+    log.info("the training data give %d rows, %.2f per parameter of the l_max %d model: fitting l_max %s as well "
+             "and keeping the best on validation ([fit] size_to_data)", rows, rows / pot.tt.num_parameters, m["l_max"],
+             ", ".join(str(kw["l_max"]) for kw in smaller))
+    choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
+    for kw in smaller:
+        t = time.perf_counter()
+        p = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **kw)
+        ftr = ALSFitter(p, train, validation, weights, settings, e0=f["e0"], progress=progress)
+        ftr.run()
+        choice.append(entry(kw, p, ftr, time.perf_counter() - t))
+        fitted.append((p, ftr))
+    best = min(range(len(choice)), key=lambda k: choice[k]["validation_loss"])
+    for k, c in enumerate(choice):
+        c["kept"] = k == best
+        log.info("l_max %d: %d parameters, validation loss %.6g%s", c["l_max"], c["num_parameters"],
+                 c["validation_loss"], " (kept)" if k == best else "")
+    return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float))
 
 
 def read_splits(cfg: dict, data_dir=None):

@@ -219,3 +219,44 @@ def test_distributed_fit_refuses_a_test_list(tmp_path):
            "distributed": {"scheduler": "local"}}
     with pytest.raises(ConfigError, match=r"test_list is not supported with \[distributed\]"):
         run_fit(cfg, progress=False)
+
+
+def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path):
+    """[fit] size_to_data: the small teacher set gives fewer than 5 rows per parameter of the
+    l_max 2 model, so the fit also fits l_max 1 and keeps the lower validation loss; the saved
+    model is the kept candidate, and switching it off fits the config's model only."""
+    from etnpot import load
+    from etnpot.sizing import smaller_models, training_rows
+    from etnpot.data import read_dataset
+    from etnpot.objective import Weights
+
+    write_small_data(tmp_path)
+    train = read_dataset(str(tmp_path / "train.xyz"), energy_key="REF_energy", forces_key="REF_forces",
+                         stress_key="REF_stress")
+    rows = training_rows(train, Weights(energy=1.0, forces=1.0, stress=10.0))
+    assert rows == len(train) * 7 + 3 * sum(len(c.atoms) for c in train)
+    model = dict(r_cut=3.8, order=2, l_max=3, rank=2, n_basis=4)
+    species = sorted({s for c in train for s in c.atoms.get_chemical_symbols()})
+    assert [m["l_max"] for m in smaller_models(species, model, rows)] == [2, 1]
+    assert smaller_models(species, model, 10 ** 9) == []
+
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(CONFIG.replace('report = "report.json"', 'report = "report.json"\n').replace("sweeps = 2", "sweeps = 1"))
+    assert main(["fit", str(cfg), "-q"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    choice = report["model_choice"]
+    assert [c["l_max"] for c in choice] == [2, 1]
+    assert sum(c["kept"] for c in choice) == 1
+    kept = next(c for c in choice if c["kept"])
+    assert kept["validation_loss"] == min(c["validation_loss"] for c in choice)
+    assert all(c["rows_per_parameter"] < 5 for c in choice[:1])
+    pot = load(str(tmp_path / "m.etn"))
+    assert pot.num_parameters == kept["num_parameters"] == report["num_parameters"]
+    assert pot.metadata["hyperparameters"]["l_max"] == kept["l_max"]
+
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 1\nsize_to_data = false"))
+    assert main(["fit", str(cfg), "-q"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "model_choice" not in report and load(str(tmp_path / "m.etn")).metadata["hyperparameters"]["l_max"] == 2
+    with pytest.raises(ConfigError, match="size_to_data"):
+        validate_config({"data": {"train": ["x.xyz"]}, "fit": {"size_to_data": "yes"}})

@@ -41,7 +41,6 @@ compiled code is cached on disk).
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import numpy as np

@@ -10,7 +10,9 @@ fits the same model with ``l_max`` lowered one step at a time, until the ratio i
 ``l_max`` is 1, and keeps the candidate with the lowest validation loss (the fit's own early-
 stopping score: the same weights, the same validation set).  The choice is made on validation
 only; the larger model is kept where it validates better.  ``[fit] size_to_data = false``
-switches it off; a ``[grow]`` section, a resumed or a distributed fit does not use it.
+switches it off; a ``[grow]`` section or a distributed fit does not use it.  A resumed fit
+resumes the configured model from its checkpoint, then fits the smaller candidates afresh, so it
+saves the model of an uninterrupted fit.
 """
 from __future__ import annotations
 

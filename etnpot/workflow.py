@@ -145,7 +145,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
     fitter.run()
     model_choice = None
-    if f["size_to_data"] and grow_settings is None and client is None and not resume and validation:
+    if f["size_to_data"] and grow_settings is None and client is None and validation:
         pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
                                                   progress, time.perf_counter() - t_fit)
     errors = fitter.errors

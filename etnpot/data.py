@@ -415,6 +415,35 @@ def validation_indices(n: int, fraction: float, seed: int = 0) -> set:
     return set(np.random.default_rng(seed).permutation(n)[:nv].tolist())
 
 
+def fold_indices(config_types, fold: int, folds: int, seed: int = 0) -> set:
+    """Which configurations form validation fold ``fold`` of ``folds`` (k-fold cross-validation),
+    stratified by config type: the configurations of each type (``config_types``, in reading
+    order) are shuffled (seeded) and dealt to the folds in turn, each type starting where the
+    previous one stopped, so that every fold holds its share of every type (a type with at least
+    ``folds`` configurations appears in every fold) and the folds differ in size by at most one."""
+    if not (isinstance(folds, int) and folds >= 2 and isinstance(fold, int) and 0 <= fold < folds):
+        raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got fold {fold!r} of {folds!r}")
+    config_types = list(config_types)
+    if len(config_types) < folds:
+        raise ValueError(f"{len(config_types)} configurations cannot be split into {folds} folds")
+    rng = np.random.default_rng(seed)
+    out, start = set(), 0
+    for t in sorted(set(config_types)):
+        members = [i for i, c in enumerate(config_types) if c == t]
+        members = [members[k] for k in rng.permutation(len(members))]
+        out |= {i for pos, i in enumerate(members) if (start + pos) % folds == fold}
+        start = (start + len(members)) % folds
+    return out
+
+
+def split_folds(configs, fold: int, folds: int, seed: int = 0):
+    """``(train, validation)`` of k-fold cross-validation: validation is fold ``fold`` of
+    ``folds`` (:func:`fold_indices`, stratified by config type), train the rest."""
+    configs = list(configs)
+    val = fold_indices([c.config_type for c in configs], fold, folds, seed)
+    return [c for i, c in enumerate(configs) if i not in val], [c for i, c in enumerate(configs) if i in val]
+
+
 def split_train_validation(configs, fraction=VALIDATION_FRACTION, seed=0):
     """Random split (deterministic per seed, :func:`validation_indices`): returns ``(train, validation)``."""
     configs = list(configs)

@@ -9,7 +9,7 @@ import time
 
 from . import defaults
 from .config import ConfigError, resolve_data_root, validate_config
-from .data import DataError, read_dataset, split_train_validation
+from .data import DataError, read_dataset, split_folds, split_train_validation
 from .fit import ALSFitter, FitSettings, Weights
 from .growth import GrowSettings, grow, plot_growth
 from .metrics import format_error_table
@@ -91,6 +91,9 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         # distributed: the workers count and read the files; the client never holds the data
         from .distributed import file_chunks, start_client
 
+        if d["validation_fold"] is not None:
+            raise ConfigError(f"{cfg.get('_path') or 'config'}: [data] validation_fold is not supported with "
+                              "[distributed]; use validation_fraction or validation files")
         if d["test_list"]:  # the workers' chunks would keep the listed test configurations in training
             raise ConfigError(f"{cfg.get('_path') or 'config'}: [data] test_list is not supported with [distributed]; "
                               "give the test configurations as [data] test files")
@@ -278,6 +281,9 @@ def _read_local_splits(cfg, root, cdir=None):
         test_from_list, prov_test_list = [], []
     if d["validation"]:
         validation, prov_val = read(d["validation"])
+    elif d["validation_fold"] is not None:
+        train, validation = split_folds(train, *d["validation_fold"], seed=cfg["fit"]["seed"])
+        prov_val = []
     else:
         train, validation = split_train_validation(train, d["validation_fraction"], seed=cfg["fit"]["seed"])
         prov_val = []

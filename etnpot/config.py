@@ -7,7 +7,7 @@ Sections and keys (all but ``data.train`` optional)::
     train = ["Si/training.json.xz"]       # mlearn / FitSNAP JSON, extxyz, anything ase.io reads
     validation = []                       # if empty: carved from train (validation_fraction)
     validation_fraction = 0.1
-    validation_fold = [0, 5]              # instead: fold 0 of 5 (k-fold, stratified by config type; etnpot scan's folds)
+    validation_fold = [0, 5]              # instead of the fraction: fold 0 of 5 (k-fold, stratified by config type; etnpot scan's folds)
     test = ["Si/test.json.xz"]            # only reported, never used to fit or tune
     test_list = "InP_JPCA2020/test_split.txt"   # or: names (<group>/<file>) of train configurations held out as test
     energy_key = "energy"; forces_key = "forces"; stress_key = "stress"; config_type_key = "config_type"
@@ -123,7 +123,7 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: [data] train must list at least one file")
     vf = out["data"]["validation_fold"]
     if vf is not None:
-        if not (isinstance(vf, list) and len(vf) == 2 and all(isinstance(v, int) for v in vf) and vf[1] >= 2
+        if not (isinstance(vf, list) and len(vf) == 2 and all(type(v) is int for v in vf) and vf[1] >= 2
                 and 0 <= vf[0] < vf[1]):
             raise ConfigError(f"{source}: [data] validation_fold must be [fold, folds] with 0 <= fold < folds and "
                               f"folds >= 2, got {vf!r}")

@@ -60,6 +60,11 @@ atom, ``M`` the largest neighbour count), and one small GEMM per centre species 
 which is :meth:`OneParticleBasis.pair_gradients` with the channel sum done per atom instead of
 per pair, and ``h_e Q_e``, ``h_e Q'_e`` one batched product per chunk in the same padded layout.
 
+The per-pair sums of parts 2 and 3 (``P_i`` and ``h_e Q_e``, ``h_e Q'_e``) run as compiled loops
+over the pairs where numba imports (:mod:`etnpot.kernels`, the default), without the padded
+layout, at the same cost per pair for any number of species; the padded numpy code described
+above is their reference (``ETNPOT_KERNELS=numpy``).
+
 Chunks are small (``CHUNK`` atoms) so that the per-pair temporaries stay in cache.  The tensor
 train runs on the potential's array library and dtype (``pot.to("torch")``, ``"float32"``)
 through autoray; features and pair sums stay in numpy float64, as in the reference.

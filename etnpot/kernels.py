@@ -121,9 +121,19 @@ def _gradients_kernel(D, r, i, zj, Y, dY, QdQ, H, out):  # pragma: no cover - co
         out[e, 2] = D[e, 2] * inv * s + g2
 
 
+def _compile(fn):
+    """``numba.njit`` with the compiled code cached on disk; without a writable cache directory
+    (numba raises at decoration) the same without the cache."""
+    try:
+        return _numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError as exc:  # pragma: no cover - read-only installs without a user cache
+        log.info("numba cannot cache the pair kernels (%s); compiling them at every start", exc)
+        return _numba.njit(nogil=True)(fn)
+
+
 if _numba is not None:
-    _features_kernel = _numba.njit(cache=True, nogil=True)(_features_kernel)
-    _gradients_kernel = _numba.njit(cache=True, nogil=True)(_gradients_kernel)
+    _features_kernel = _compile(_features_kernel)
+    _gradients_kernel = _compile(_gradients_kernel)
 
 
 def pair_features(D, r, i, zj, r_min, r_cut, Y, n_atoms, n_species, n_basis):
@@ -133,7 +143,10 @@ def pair_features(D, r, i, zj, r_min, r_cut, Y, n_atoms, n_species, n_basis):
     E, K = Y.shape
     P = np.zeros((n_atoms, K, n_species, n_basis))
     QdQ = np.empty((E, 2, n_basis))
-    if E:
+    if E:  # the compiled loop does not check its indices: a bad one would write out of bounds
+        if not (0 <= i.min() and i.max() < n_atoms and 0 <= zj.min() and zj.max() < n_species):
+            raise IndexError(f"pair indices out of range: centres {i.min()}..{i.max()} of {n_atoms} atoms, "
+                             f"neighbour species {zj.min()}..{zj.max()} of {n_species}")
         _features_kernel(D, r, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(zj, dtype=np.int64),
                          float(r_min), float(r_cut), Y, P, QdQ)
     return P, QdQ

@@ -24,7 +24,10 @@ k-fold split of the training data stratified by config type (``[data] validation
 :func:`etnpot.data.fold_indices`); the validation and test errors of a row are the means over
 the folds (``"folds"`` holds each fold's validation table), so the choice rests on every
 training configuration instead of one 10 % split, whose few configurations can miss a whole
-config type (Zuo Mo: no surface among its 19).  With matplotlib installed (``etnpot[plot]``) it also draws the
+config type (Zuo Mo: no surface among its 19).  The row's model file, parameters, bonds and
+evaluation time are those of fold 0's model, trained on ``(K-1)/K`` of the training data: refit
+the chosen combination on all of it (``etnpot fit``) for use.  A scan fits every row with
+``size_to_data`` off (the scan itself is the sizing).  With matplotlib installed (``etnpot[plot]``) it also draws the
 error against the parameters (front marked), the error against the evaluation cost, and parity
 plots of the chosen model.
 """
@@ -59,13 +62,20 @@ def pareto_front(params, errors) -> list[int]:
 
 def mean_error_table(tables):
     """The mean over ``tables`` (error tables of :func:`etnpot.metrics.error_table`, one per
-    fold) of each RMSE and MAE of energy, forces and stress; ``n_configs`` summed; the per-type
-    tables are left out."""
-    out = {"n_configs": sum(t.get("n_configs", 0) for t in tables)}
-    for key in ("energy", "forces", "stress"):
-        parts = [t.get(key) for t in tables]
-        out[key] = None if any(p is None for p in parts) else {
-            m: float(np.mean([p[m] for p in parts])) for m in ("rmse", "mae")}
+    fold) of each RMSE and MAE of energy, forces and stress, overall and per config type (over
+    the folds that hold the type); ``n_configs`` summed."""
+    def mean(ts):
+        out = {"n_configs": sum(t.get("n_configs", 0) for t in ts)}
+        for key in ("energy", "forces", "stress"):
+            parts = [t.get(key) for t in ts]
+            out[key] = None if any(p is None for p in parts) else {
+                m: float(np.mean([p[m] for p in parts])) for m in ("rmse", "mae")}
+        return out
+
+    out = mean(tables)
+    types = sorted({k for t in tables for k in (t.get("by_config_type") or {})})
+    out["by_config_type"] = {k: mean([t["by_config_type"][k] for t in tables if k in (t.get("by_config_type") or {})])
+                             for k in types}
     return out
 
 
@@ -87,8 +97,12 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
     select = grid.pop("select", "validation.forces.rmse")
     outdir = grid.pop("output", "scan")
     folds = grid.pop("folds", None)
-    if folds is not None and not (isinstance(folds, int) and folds >= 2):
-        raise ValueError(f"[scan] folds must be an integer >= 2, got {folds!r}")
+    if folds is not None:
+        if not (type(folds) is int and folds >= 2):
+            raise ValueError(f"[scan] folds must be an integer >= 2, got {folds!r}")
+        if cfg["data"].get("validation") or (cfg.get("distributed") or {}).get("scheduler"):
+            raise ValueError("[scan] folds carve the validation folds from the training data: remove [data] "
+                             "validation files and [distributed]")
     unknown = set(grid) - set(SCAN_KEYS) - set(SCAN_FIT_KEYS)
     if unknown:
         raise ValueError(f"[scan] can vary {', '.join(SCAN_KEYS + SCAN_FIT_KEYS)}; unknown: {sorted(unknown)}")
@@ -106,6 +120,7 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
         for key, v in setting.items():
             section, _, name = key.rpartition(".")
             c.setdefault(section or "model", {})[name] = v
+        c.setdefault("fit", {})["size_to_data"] = False  # each row is the model it names: the scan is the sizing
         name = "_".join(f"{k.rpartition('.')[2]}{v}" for k, v in setting.items()) or "model"
         t0 = time.perf_counter()
         fitted = []
@@ -130,6 +145,9 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
         rows.append(row)
         out(f"{name}: {row['parameters']} parameters, {select} = {row['selected_error']}, fit {fit_s:.1f} s, "
             f"{row['eval_us_per_atom']:.1f} µs/atom")
+    if rows and all(r["selected_error"] is None for r in rows):
+        raise ValueError(f"[scan] select = {select!r} names no error of the fits (e.g. 'validation.forces.rmse', "
+                         "'validation.by_config_type.Surface.energy.mae')")
     errs = [r["selected_error"] if r["selected_error"] is not None else np.inf for r in rows]
     front = pareto_front([r["parameters"] for r in rows], errs)
     for i, r in enumerate(rows):

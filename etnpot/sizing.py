@@ -1,10 +1,11 @@
 """Sizing the model to the data: smaller candidates where the training data are thin.
 
 A fit needs several rows (energies, force components, stress components) per tensor-train
-parameter.  With few data and many species the default model can have more parameters than
-the data have rows: a five-species EMT alloy set of 1,600 atoms (4,850 rows) against the
-default l_max 2 model's 6,755 parameters fitted its training energies to 0.02 meV/atom and its
-validation energies to 9.6 (``fitting/sizing/``).  Where the training data give fewer than
+parameter (the tensor train's; the raw radial channels are not fitted by default).  With few data
+and many species the default model has few rows per parameter: a five-species EMT alloy set of
+1,600 atoms gives 4,365 training rows against the default l_max 2 model's 3,675 fitted parameters
+(6,755 with the fixed radial weights), and that model fitted its training energies to 0.02
+meV/atom and its validation energies to 9.6 (``python fitting/sizing/run.py``).  Where the training data give fewer than
 :data:`etnpot.defaults.MIN_ROWS_PER_PARAMETER` rows per parameter, ``etnpot fit`` therefore also
 fits the same model with ``l_max`` lowered one step at a time, until the ratio is met or
 ``l_max`` is 1, and keeps the candidate with the lowest validation loss (the fit's own early-
@@ -16,33 +17,43 @@ saves the model of an uninterrupted fit.
 """
 from __future__ import annotations
 
+import logging
+
 from . import defaults as D
 
-__all__ = ["training_rows", "smaller_models"]
+log = logging.getLogger(__name__)
+
+__all__ = ["rows", "training_rows", "smaller_models"]
 
 
-def training_rows(configs, weights) -> int:
-    """Rows of the least-squares problem that ``configs`` give with ``weights``: one per energy,
-    three per atom for forces, six per configuration for stress (each only with a weight > 0)."""
-    n_conf = len(configs)
-    n_atoms = sum(len(c.atoms) for c in configs)
+def rows(n_conf: int, n_atoms: int, weights) -> int:
+    """Rows of the least-squares problem of ``n_conf`` configurations with ``n_atoms`` atoms in
+    all: one per energy, three per atom for forces, six per configuration for stress, each only
+    with a weight > 0 (an upper bound where some configurations have no stress)."""
     return n_conf * (weights.energy > 0) + 3 * n_atoms * (weights.forces > 0) + 6 * n_conf * (weights.stress > 0)
 
 
-def smaller_models(species, model: dict, rows: int, min_rows: float = D.MIN_ROWS_PER_PARAMETER) -> list[dict]:
-    """The ``[model]`` keyword arguments of the smaller candidates for ``rows`` training rows:
+def training_rows(configs, weights) -> int:
+    """:func:`rows` of the configurations ``configs``."""
+    return rows(len(configs), sum(len(c.atoms) for c in configs), weights)
+
+
+def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_ROWS_PER_PARAMETER) -> list[dict]:
+    """The ``[model]`` keyword arguments of the smaller candidates for ``n_rows`` training rows:
     ``model`` with ``l_max`` lowered by one while the model has fewer than ``min_rows`` rows per
-    tensor-train parameter, down to ``l_max = 1``; empty where ``model`` already has enough."""
+    fitted (tensor-train) parameter, down to ``l_max = 1``; empty where ``model`` already has
+    enough."""
     from .potential import ETNPotential
 
     out, m = [], dict(model)
-    while m["l_max"] > 1 and rows < min_rows * ETNPotential.build(species, **m).tt.num_parameters:
+    while m["l_max"] > 1 and n_rows < min_rows * ETNPotential.build(species, **m).tt.num_parameters:
         m = dict(m, l_max=m["l_max"] - 1)
         if m.get("bond_l_max") is not None:
             m["bond_l_max"] = min(m["bond_l_max"], m["l_max"])
         try:
             ETNPotential.build(species, **m)
-        except (ValueError, KeyError):  # e.g. a rank given per irrep that the lower l_max does not have
+        except (ValueError, KeyError) as exc:  # e.g. a rank given per irrep that the lower l_max does not have
+            log.info("size_to_data: no l_max %d candidate (%s)", m["l_max"], exc)
             break
         out.append(m)
     return out

@@ -148,6 +148,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
     fitter.run()
     model_choice = None
+    if f["size_to_data"] and grow_settings is None and client is None and not validation:
+        log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized to the data")
     if f["size_to_data"] and grow_settings is None and client is None and validation:
         pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
                                                   progress, time.perf_counter() - t_fit)
@@ -219,11 +221,11 @@ def _size_to_data(pot, fitter, species, m, f, train, validation, weights, settin
         return pot, fitter, None
 
     def entry(kw, p, ftr, secs):
-        return {"l_max": kw["l_max"], "num_parameters": p.num_parameters,
+        return {"l_max": kw["l_max"], "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
                 "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
                 "validation_loss": ftr.best[0], "seconds": secs}
 
-    log.info("the training data give %d rows, %.2f per parameter of the l_max %d model: fitting l_max %s as well "
+    log.info("the training data give %d rows, %.2f per fitted parameter of the l_max %d model: fitting l_max %s as well "
              "and keeping the best on validation ([fit] size_to_data)", rows, rows / pot.tt.num_parameters, m["l_max"],
              ", ".join(str(kw["l_max"]) for kw in smaller))
     choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
@@ -282,7 +284,11 @@ def _read_local_splits(cfg, root, cdir=None):
     if d["validation"]:
         validation, prov_val = read(d["validation"])
     elif d["validation_fold"] is not None:
-        train, validation = split_folds(train, *d["validation_fold"], seed=cfg["fit"]["seed"])
+        try:
+            train, validation = split_folds(train, *d["validation_fold"], seed=cfg["fit"]["seed"])
+        except ValueError as e:
+            raise DataError(f"[data] validation_fold = {d['validation_fold']}: {e} (the training configurations "
+                            "left after test_list)") from e
         prov_val = []
     else:
         train, validation = split_train_validation(train, d["validation_fraction"], seed=cfg["fit"]["seed"])

@@ -221,7 +221,7 @@ def test_distributed_fit_refuses_a_test_list(tmp_path):
         run_fit(cfg, progress=False)
 
 
-def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path):
+def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path, capsys):
     """[fit] size_to_data: the small teacher set gives fewer than 5 rows per parameter of the
     l_max 2 model, so the fit also fits l_max 1 and keeps the lower validation loss; the saved
     model is the kept candidate, and switching it off fits the config's model only."""
@@ -241,7 +241,7 @@ def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path):
     assert smaller_models(species, model, 10 ** 9) == []
 
     cfg = tmp_path / "fit.toml"
-    cfg.write_text(CONFIG.replace('report = "report.json"', 'report = "report.json"\n').replace("sweeps = 2", "sweeps = 1"))
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 1"))
     assert main(["fit", str(cfg), "-q"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     choice = report["model_choice"]
@@ -260,3 +260,7 @@ def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path):
     assert "model_choice" not in report and load(str(tmp_path / "m.etn")).metadata["hyperparameters"]["l_max"] == 2
     with pytest.raises(ConfigError, match="size_to_data"):
         validate_config({"data": {"train": ["x.xyz"]}, "fit": {"size_to_data": "yes"}})
+    cfg.write_text(CONFIG.replace("validation_fraction = 0.2", "validation_fold = [1, 50]"))
+    capsys.readouterr()
+    assert main(["fit", str(cfg), "-q"]) == 2  # more folds than configurations: an error naming the key
+    assert "validation_fold" in capsys.readouterr().err

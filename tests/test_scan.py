@@ -76,7 +76,7 @@ def test_scan_with_folds_averages_the_validation_folds(tmp_path):
         assert all((tmp_path / "cv" / f"{r['name']}_fold{k}.etn").exists() for k in range(2))
     (tmp_path / "bad.toml").write_text(cfg.replace("folds = 2", "folds = 1"))
     assert main(["scan", str(tmp_path / "bad.toml"), "-q", "--data-dir", str(tmp_path)]) == 2
-    for bad in ([2, 2], [0], "0/5"):
+    for bad in ([2, 2], [0], "0/5", [True, 2]):
         with pytest.raises(ConfigError, match="validation_fold"):
             validate_config({"data": {"train": ["x.xyz"], "validation_fold": bad}})
 

@@ -16,9 +16,9 @@ stress=False)`` (neighbour list included) for
 and ASE's EMT on fcc Cu of the same sizes (the in-process peer; the MTP, ACE and GAP peers run
 in their own virtual environments through benchmarks/bench_peers.py).  Ratios are printed side by side from the same run.  The 1-thread variants and EMT
 are timed in wall time; run it on an idle machine.  (``--cpu`` times the 1-thread variants in
-CPU time of this process, which other processes' preemption does not inflate, but which counts
-the spinning of OpenBLAS's second thread under ``threadpool_limits(1)``: measured up to 2x the
-wall time on an idle machine, so earlier CPU-time figures overstate etnpot's cost.)  ``--split`` prints the time of
+CPU time of this process, which other processes' preemption does not inflate, but which can
+count the spinning of OpenBLAS's second thread under ``threadpool_limits(1)`` when the process
+may use both cores; pinned to one core, ``taskset -c 1``, it cannot.)  ``--split`` prints the time of
 each part of both paths at the first size; ``--prune`` the tolerance / µs-per-atom /
 validation-error trade-off of :func:`etnpot.prune` on the Si model (needs the Zuo data:
 ``ETNPOT_DATA``).
@@ -171,8 +171,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--split", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="CPU time of the 1-thread variants (default: wall time of "
-                    "every variant; CPU time is robust to other load but counts OpenBLAS's idle second thread, "
-                    "which spins under threadpool_limits(1): up to 2x the wall time on an idle machine)")
+                    "every variant; CPU time is robust to other load, but where the process may use both cores it "
+                    "also counts OpenBLAS's idle second thread, which can spin under threadpool_limits(1))")
     ap.add_argument("--prune", type=float, nargs="*", default=None)
     ap.add_argument("--min", action="store_true", help="the smallest of --repeat times instead of the median")
     ap.add_argument("--models", nargs="+", default=list(MODELS), help="names of MODELS to run")

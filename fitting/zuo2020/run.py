@@ -10,7 +10,9 @@ errors next to the published test MAEs of GAP and MTP (Zuo et al., J. Phys. Chem
 ``E_mae / min E_mae + F_mae / min F_mae`` over that element's fitted configs, every error a
 validation MAE (``validation_score``): the MAE is the benchmark's measure, and the RMSE of a
 20-configuration validation split is set by its one or two worst configurations (Si l_max 3:
-validation F RMSE 1.32x the base's, MAE 0.92x; test MAE 0.85x).  A second table (``levers.md``) lists every campaign
+validation F RMSE 1.32x the base's, MAE 0.92x; test MAE 0.85x).  Where an element has a
+cross-validated scan (``CROSS_VALIDATED``: Mo, whose 10 % split holds none of its surfaces), the
+same score on the folds' mean validation MAEs chooses instead.  A second table (``levers.md``) lists every campaign
 variant (``campaign.py``) against its element's base, on validation.
 """
 import argparse
@@ -19,6 +21,7 @@ import json
 import os
 
 from etnpot.config import load_config
+from etnpot.scan import mean_error_table
 from etnpot.workflow import run_fit
 
 from campaign import VARIANTS
@@ -43,6 +46,41 @@ def reports():
         r = json.load(open(path))
         out.setdefault(name.split("_")[0], []).append((name, r))
     return out
+
+
+# elements whose model is chosen by k-fold cross-validation (``etnpot scan El_cv.toml``, folds
+# stratified by config type) instead of the single 10 % validation split: the scan's rows, keyed
+# by (l_max, ridge), map to the campaign fits of the same settings on the standard split
+CROSS_VALIDATED = {"Mo": ("Mo_cv", {(3, 1e-8): "Mo_l3", (4, 1e-8): "Mo_l4", (4, 1e-5): "Mo_l4r5"})}
+
+
+def cross_validated(el):
+    """``(chosen campaign fit or None, table lines)`` of the element's cross-validated scan, by
+    the same score as :func:`validation_score` on the folds' mean validation MAEs; ``None`` where
+    the element has no such scan."""
+    spec = CROSS_VALIDATED.get(el)
+    path = os.path.join(HERE, spec[0], "scan.json") if spec else None
+    if path is None or not os.path.exists(path):
+        return None
+    rows = json.load(open(path))
+    for r in rows:  # the folds' mean, per config type too (a scan.json written before those means)
+        r["validation"] = mean_error_table(r["folds"])
+    e0 = min(r["validation"]["energy"]["mae"] for r in rows)
+    f0 = min(r["validation"]["forces"]["mae"] for r in rows)
+    score = {r["name"]: r["validation"]["energy"]["mae"] / e0 + r["validation"]["forces"]["mae"] / f0 for r in rows}
+    best = min(rows, key=lambda r: score[r["name"]])
+    chosen = spec[1].get((best["l_max"], best["fit.ridge"]))
+    lines = [f"{el}: chosen by {len(best['folds'])}-fold cross-validation (`etnpot scan {spec[0]}.toml`; mean "
+             "validation MAE over the folds, E meV/atom / F eV/Å; folds stratified by config type)", "",
+             "| l_max | ridge | campaign fit | mean val E MAE | mean val F MAE | mean val Surface E MAE | score |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        surf = (r["validation"].get("by_config_type") or {}).get("Surface", {}).get("energy")
+        lines.append(f"| {r['l_max']} | {r['fit.ridge']:g} | {spec[1].get((r['l_max'], r['fit.ridge']), '(none)')} | "
+                     f"{r['validation']['energy']['mae']:.2f} | {r['validation']['forces']['mae']:.4f} | "
+                     f"{surf['mae'] if surf else float('nan'):.2f} | {score[r['name']]:.3f}"
+                     f"{' (chosen)' if r is best else ''} |")
+    return chosen, lines
 
 
 def validation_score(cands):
@@ -88,13 +126,21 @@ def main():
         configs = args.fit or sorted(p for p in glob.glob(os.path.join(HERE, "*.toml")) if "scan" not in p)
         for c in configs:
             run_fit(load_config(c if os.path.isabs(c) else os.path.join(HERE, os.path.basename(c))), args.data_dir)
-    rows, by_element = [], reports()
+    rows, by_element, cv_lines = [], reports(), []
     for el in ELEMENTS:
         cands = by_element.get(el, [])
         if not cands:
             continue
         score = validation_score(cands)
         name, r = min(cands, key=lambda nr: score[nr[0]])
+        cv = cross_validated(el)
+        if cv is not None:
+            cv_lines += cv[1] + [""]
+            if cv[0] in dict(cands):
+                name, r = cv[0], dict(cands)[cv[0]]
+            else:
+                cv_lines += [f"(the cross-validated choice has no campaign fit on the standard split; {name} is "
+                             "the single-split choice)", ""]
         t = r["test"]
         best_e = min(PUBLISHED["GAP"][el][0], PUBLISHED["MTP"][el][0])
         best_f = min(PUBLISHED["GAP"][el][1], PUBLISHED["MTP"][el][1])
@@ -124,7 +170,7 @@ def main():
     text = ("Test errors on the fixed Zuo et al. test splits: energy meV/atom, forces eV/Å. GAP and MTP are the\n"
             "published test MAEs. \"etnpot / best\" divides etnpot's MAE by the better published one; \"at or below\" is\n"
             "E MAE <= the best published and F MAE <= the best published + 0.005 eV/Å (those are rounded to 0.01).\n\n"
-            + "\n".join(lines) + "\n")
+            + "\n".join(lines) + "\n" + ("\n" + "\n".join(cv_lines) if cv_lines else ""))
     open(os.path.join(HERE, "results.md"), "w").write(text)
     open(os.path.join(HERE, "levers.md"), "w").write(levers(by_element))
     json.dump(rows, open(os.path.join(HERE, "results.json"), "w"), indent=1)

@@ -86,6 +86,9 @@ class ALSFitter:
     def __init__(self, potential, train, validation=None, weights=None, settings=None, e0=D.E0,
                  normalize=True, checkpoint=None, progress=True, client=None):
         keep_freed_memory()  # the same large temporaries every chunk: reuse them (etnpot.memory)
+        self._t_start = time.perf_counter()
+        #: wall seconds of the fit before this process (a resumed fit: up to its last checkpoint)
+        self.seconds_before = 0.0
         self.pot = potential
         self.weights = weights or Weights()
         self.settings = settings or FitSettings()
@@ -325,7 +328,8 @@ class ALSFitter:
         state = {"sweep_index": self.sweep_index, "stall": self._stall, "centre": self._centre,
                  "centre_solved": self._centre_solved, "lm_mu": self._lm_mu, "radial_mu": self._radial_mu,
                  "fit_e0": self.fit_e0, "best_score": self.best[0] if self.best else None, "best_sweep": self.best[1] if self.best else None,
-                 "history": json.loads(json.dumps(self.summary()["history"], default=float))}
+                 "history": json.loads(json.dumps(self.summary()["history"], default=float)),
+                 "seconds": self.seconds_before + time.perf_counter() - self._t_start}
         self.pot.metadata["fit_state"] = state
         save(self.pot, self.checkpoint)
         if self.best is not None:
@@ -359,6 +363,7 @@ class ALSFitter:
         f._radial_mu = state.get("radial_mu", 1e-3)
         f._stall = state["stall"]
         f.history = state["history"]
+        f.seconds_before = float(state.get("seconds", 0.0))  # checkpoints before this key: unknown, 0
         if state["best_score"] is not None:
             best_path = os.fspath(checkpoint) + ".best"
             best = load(best_path) if os.path.exists(best_path) else pot.copy()

@@ -146,13 +146,14 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
                            progress=progress, client=client)
     if grow_settings is not None:
         grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
+    seconds_before = fitter.seconds_before  # a resumed fit: its time up to the checkpoint
     fitter.run()
     model_choice = None
     if f["size_to_data"] and grow_settings is None and client is None and not validation:
         log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized to the data")
     if f["size_to_data"] and grow_settings is None and client is None and validation:
         pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
-                                                  progress, time.perf_counter() - t_fit)
+                                                  progress, seconds_before + time.perf_counter() - t_fit)
     errors = fitter.errors
     growth = None
     if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved
@@ -179,7 +180,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)
-    report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": fit_seconds,
+    report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": seconds_before + fit_seconds,
+              "fit_seconds_before_resume": seconds_before,
               "train": errors(train), "validation": errors(validation) if validation else None,
               "test": errors(test) if test else None,
               # per sweep: the training objective and the validation loss and errors (convergence)

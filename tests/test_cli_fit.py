@@ -264,3 +264,22 @@ def test_thin_data_fit_smaller_models_and_keep_the_best_on_validation(tmp_path, 
     capsys.readouterr()
     assert main(["fit", str(cfg), "-q"]) == 2  # more folds than configurations: an error naming the key
     assert "validation_fold" in capsys.readouterr().err
+
+
+def test_a_resumed_fit_reports_the_time_of_the_whole_fit(tmp_path):
+    """The checkpoint records the fit's wall seconds so far; the report of a resumed fit adds
+    them (``fit_seconds_before_resume``) to this run's."""
+    import etnpot
+
+    write_small_data(tmp_path)
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 1\nsize_to_data = false"))
+    assert main(["fit", str(cfg), "-q"]) == 0
+    first = json.loads((tmp_path / "report.json").read_text())
+    assert first["fit_seconds_before_resume"] == 0.0
+    saved = etnpot.load(str(tmp_path / "m.ckpt")).metadata["fit_state"]["seconds"]
+    assert 0 < saved <= first["fit_seconds"]
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 3\nsize_to_data = false"))
+    assert main(["fit", str(cfg), "-q", "--resume"]) == 0
+    resumed = json.loads((tmp_path / "report.json").read_text())
+    assert resumed["fit_seconds_before_resume"] == saved and resumed["fit_seconds"] > saved

@@ -93,19 +93,20 @@ def _cmd_eval(args) -> int:
     pot = load(args.model)
     configs, _ = read_files(args.data, None, energy_key=args.energy_key, forces_key=args.forces_key,
                             stress_key=args.stress_key)
-    pred = predict(pot, configs)
-    table = error_table(pot, configs, pred)
-    print(format_error_table(table, f"{args.model} on {', '.join(args.data)}"))
-    if pot.metadata.get("species_environments") and len(pot.species) > 1:
+    environments = bool(pot.metadata.get("species_environments")) and len(pot.species) > 1
+    unseen = []  # per batch: unseen species environments per configuration, on the predictions' graphs
+
+    def count_unseen(batch, g):
         from .environments import unseen_environments
 
-        from .data import batches_by_atoms
+        unseen.append(np.bincount(g.atom_config[unseen_environments(pot, g)], minlength=len(batch)))
 
-        n_new = cells = 0
-        for batch in batches_by_atoms(configs, D.FIT["chunk_atoms"], lambda c: len(c.atoms)):
-            g = pot.graph([c.atoms for c in batch])
-            per_config = np.bincount(g.atom_config[unseen_environments(pot, g)], minlength=len(batch))
-            n_new, cells = n_new + int(per_config.sum()), cells + int(np.count_nonzero(per_config))
+    pred = predict(pot, configs, on_graph=count_unseen if environments else None)
+    table = error_table(pot, configs, pred)
+    print(format_error_table(table, f"{args.model} on {', '.join(args.data)}"))
+    if environments:
+        per_config = np.concatenate(unseen) if unseen else np.zeros(0, int)
+        n_new, cells = int(per_config.sum()), int(np.count_nonzero(per_config))
         print(f"species environments never seen in training: {n_new} atoms in {cells} of {len(configs)} "
               "configurations" + (" (the model extrapolates there)" if n_new else ""))
         table["unseen_species_environments"] = {"atoms": n_new, "configurations": cells}

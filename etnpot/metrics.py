@@ -16,15 +16,20 @@ __all__ = ["predict", "error_table", "error_sums", "merge_error_sums", "table_fr
 EV_A3_TO_GPA = 160.21766208
 
 
-def predict(potential, configs, chunk_atoms: int = DEFAULT_FIT["chunk_atoms"]):
+def predict(potential, configs, chunk_atoms: int = DEFAULT_FIT["chunk_atoms"], on_graph=None):
     """Predictions for a list of :class:`~etnpot.data.Configuration` (or ``ase.Atoms``), batched.
 
     Returns a list of dicts ``{"energy", "forces", "stress"}`` (stress ``None`` if not periodic).
+    ``on_graph(batch, graph)``, if given, is called with every batch and its neighbour graph, for
+    other per-atom work on the same pairs (``etnpot eval`` counts unseen species environments).
     """
     out = []
     for batch in batches_by_atoms(configs, chunk_atoms):
         atoms = [c.atoms if hasattr(c, "atoms") else c for c in batch]
-        res = potential.compute(atoms, forces=True, stress=True)
+        g = potential.graph(atoms)
+        if on_graph is not None:
+            on_graph(batch, g)
+        res = potential.compute(g, forces=True, stress=True)
         pos = 0
         for k, a in enumerate(atoms):
             st = res["stress"][k]

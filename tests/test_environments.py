@@ -113,3 +113,27 @@ def test_too_many_species_is_an_error():
     pot = _model()
     with pytest.raises(ValueError, match="at most 57 species"):
         environment_codes(pot.graph([_cell(["Cu"])]), 58, pot.r_cut)
+
+
+def test_eval_counts_unseen_environments_per_configuration(tmp_path, capsys):
+    """`etnpot eval` counts the atoms and configurations with unseen species environments on the
+    graphs of its predictions: the same counts as unseen_environments on each configuration."""
+    import json
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from etnpot.cli import main
+
+    pot = _model()
+    record_species_environments(pot, [_cell(["Cu", "Ag"], s) for s in range(3)])
+    pot.save(str(tmp_path / "m.etn"))
+    cells = [_cell(["Cu", "Ag"], 20), _cell(["Cu", "Ag", "Au"], 21), _cell(["Cu", "Au"], 22)]
+    for a in cells:
+        a.calc = SinglePointCalculator(a, energy=0.0, forces=np.zeros((len(a), 3)))
+    write(tmp_path / "d.xyz", cells, format="extxyz")
+    expect = [len(unseen_environments(pot, pot.graph([a]))) for a in cells]
+    assert expect[0] == 0 and expect[1] > 0 and expect[2] > 0
+    assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "d.xyz"), "--json", str(tmp_path / "e.json")]) == 0
+    table = json.loads((tmp_path / "e.json").read_text())
+    assert table["unseen_species_environments"] == {"atoms": sum(expect), "configurations": 2}

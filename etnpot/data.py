@@ -440,15 +440,18 @@ def split_folds(configs, fold: int, folds: int, seed: int = 0):
     """``(train, validation)`` of k-fold cross-validation: validation is fold ``fold`` of
     ``folds`` (:func:`fold_indices`, stratified by config type), train the rest."""
     configs = list(configs)
-    val = fold_indices([c.config_type for c in configs], fold, folds, seed)
-    return [c for i, c in enumerate(configs) if i not in val], [c for i, c in enumerate(configs) if i in val]
+    return _split_out(configs, fold_indices([c.config_type for c in configs], fold, folds, seed))
+
+
+def _split_out(configs: list, held: set):
+    """``(the configurations not in held, those in held)`` (indices into ``configs``), in order."""
+    return [c for i, c in enumerate(configs) if i not in held], [c for i, c in enumerate(configs) if i in held]
 
 
 def split_train_validation(configs, fraction=VALIDATION_FRACTION, seed=0):
     """Random split (deterministic per seed, :func:`validation_indices`): returns ``(train, validation)``."""
     configs = list(configs)
-    val = validation_indices(len(configs), fraction, seed)
-    return [c for i, c in enumerate(configs) if i not in val], [c for i, c in enumerate(configs) if i in val]
+    return _split_out(configs, validation_indices(len(configs), fraction, seed))
 
 
 def batches_by_atoms(items, chunk_atoms: int, n_atoms=len):

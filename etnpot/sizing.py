@@ -46,12 +46,13 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
     from .potential import ETNPotential
 
     out, m = [], dict(model)
-    while m["l_max"] > 1 and n_rows < min_rows * ETNPotential.build(species, **m).tt.num_parameters:
+    n_params = ETNPotential.build(species, **m).tt.num_parameters
+    while m["l_max"] > 1 and n_rows < min_rows * n_params:
         m = dict(m, l_max=m["l_max"] - 1)
         if m.get("bond_l_max") is not None:
             m["bond_l_max"] = min(m["bond_l_max"], m["l_max"])
         try:
-            ETNPotential.build(species, **m)
+            n_params = ETNPotential.build(species, **m).tt.num_parameters
         except (ValueError, KeyError) as exc:  # e.g. a rank given per irrep that the lower l_max does not have
             log.info("size_to_data: no l_max %d candidate (%s)", m["l_max"], exc)
             break

@@ -149,11 +149,13 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     seconds_before = fitter.seconds_before  # a resumed fit: its time up to the checkpoint
     fitter.run()
     model_choice = None
-    if f["size_to_data"] and grow_settings is None and client is None and not validation:
-        log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized to the data")
-    if f["size_to_data"] and grow_settings is None and client is None and validation:
-        pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
-                                                  progress, seconds_before + time.perf_counter() - t_fit)
+    if f["size_to_data"] and grow_settings is None and client is None:
+        if validation:
+            pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
+                                                      progress, seconds_before + time.perf_counter() - t_fit)
+        else:
+            log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized "
+                        "to the data")
     errors = fitter.errors
     growth = None
     if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved

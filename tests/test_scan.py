@@ -42,14 +42,21 @@ def test_scan_rejects_unknown_keys(tmp_path, capsys):
     assert "[scan] can vary" in capsys.readouterr().err
 
 
-def test_scan_varies_fit_settings_and_weights(tmp_path):
-    """Dotted [scan] keys set [fit]/[weights] entries: a huge ridge must change (worsen) the fit."""
+def _small_scan(tmp_path, scan_section, output):
+    """``etnpot scan`` of a one-sweep order-1 model on the small teacher data with ``[scan]``
+    ``scan_section``; returns the rows of ``output/scan.json`` and the config text."""
     write_small_data(tmp_path)
     cfg = CONFIG.replace("order = 2\nl_max = 2\nrank = 2", "order = 1\nl_max = 1\nrank = 1").replace("sweeps = 2", "sweeps = 1")
-    cfg += '\n[scan]\n"fit.ridge" = [1e-10, 1e4]\n"weights.energy" = [100.0]\nselect = "test.forces.rmse"\noutput = "s"\n'
+    cfg += "\n[scan]\n" + scan_section
     (tmp_path / "scan.toml").write_text(cfg)
     assert main(["scan", str(tmp_path / "scan.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
-    rows = json.loads((tmp_path / "s" / "scan.json").read_text())
+    return json.loads((tmp_path / output / "scan.json").read_text()), cfg
+
+
+def test_scan_varies_fit_settings_and_weights(tmp_path):
+    """Dotted [scan] keys set [fit]/[weights] entries: a huge ridge must change (worsen) the fit."""
+    rows, _ = _small_scan(tmp_path, '"fit.ridge" = [1e-10, 1e4]\n"weights.energy" = [100.0]\nselect = "test.forces.rmse"\n'
+                             'output = "s"\n', "s")
     assert [r["name"] for r in rows] == ["ridge1e-10_energy100.0", "ridge10000.0_energy100.0"]
     assert [r["fit.ridge"] for r in rows] == [1e-10, 1e4]
     assert rows[1]["test"]["energy"]["rmse"] > rows[0]["test"]["energy"]["rmse"]
@@ -61,12 +68,7 @@ def test_scan_with_folds_averages_the_validation_folds(tmp_path):
     from etnpot.config import ConfigError, validate_config
     from etnpot.data import read_dataset
 
-    write_small_data(tmp_path)
-    cfg = CONFIG.replace("order = 2\nl_max = 2\nrank = 2", "order = 1\nl_max = 1\nrank = 1").replace("sweeps = 2", "sweeps = 1")
-    cfg += '\n[scan]\nrank = [1, 2]\nfolds = 2\noutput = "cv"\n'
-    (tmp_path / "scan.toml").write_text(cfg)
-    assert main(["scan", str(tmp_path / "scan.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
-    rows = json.loads((tmp_path / "cv" / "scan.json").read_text())
+    rows, cfg = _small_scan(tmp_path, 'rank = [1, 2]\nfolds = 2\noutput = "cv"\n', "cv")
     n_train = len(read_dataset(str(tmp_path / "train.xyz")))
     assert len(rows) == 2
     for r in rows:

@@ -77,9 +77,9 @@ VALIDATION_FRACTION = 0.1
 COMPRESS = MappingProxyType({"sweeps": 2})
 
 #: the fit warns when the training data give fewer rows than this per tensor-train parameter
-#: (the chosen Zuo fits have 5.5-88: Mo l_max 4, at 5.5, already fits its training forces twice as
-#: well as its validation forces; a five-species example with 0.65 fitted its training energies
-#: 500 times better than its validation energies)
+#: (the chosen Zuo fits have 5.7-102, fitting/sizing/zuo_rows.py: Mo l_max 4, at 5.7, already fits its training forces twice as
+#: well as its validation forces; a five-species example with 1.19 fitted its training energies
+#: 500 times better than its validation energies: fitting/sizing/README.md)
 MIN_ROWS_PER_PARAMETER = 5
 
 #: ``etnpot fit`` also fits smaller models (l_max lowered) where the training data give fewer than

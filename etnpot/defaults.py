@@ -45,9 +45,11 @@ FIT = MappingProxyType({
     "max_supercore": 20000,
     "lm_steps": 0,
     "max_lm_params": 8000,
-    # 0: the raw (species-resolved) channels are not refitted.  A radial step's rows cost 5x a
-    # core's on one species and 100x on four (benchmarks/bench_radial.py); every campaign in
-    # fitting/ was fitted without them.  Switch them on for few species, or with the embedding.
+    # 0: the raw (species-resolved) channels are not refitted.  A radial step's rows cost 95x a
+    # middle core's on four species (benchmarks/bench_radial.py, output in
+    # benchmarks/results/bench_radial_20261201.txt), and one step per sweep made the Zuo Si fit
+    # 2.7x longer for the same validation error (fitting/zuo2020/Si_rad.report.json); no chosen
+    # model in fitting/ uses them.  Switch them on for few species, or with the embedding.
     "radial_steps": 0,
     "max_radial_params": 600,
     # tie of the species-resolved channels to their species mean (etnpot.steps.species_tie_penalty),

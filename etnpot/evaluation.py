@@ -447,7 +447,9 @@ def compute_graph(pot, g, forces=True, stress=True, grades=False, dense=None) ->
     energies = site + pot.e0[g.species]
     out = {"energies": energies, "energy": np.bincount(g.atom_config, energies, minlength=g.n_configs),
            "min_pair_distance": d_min, "close_pairs": n_close // 2}  # every pair is listed in both directions
-    if forces:
+    if forces and _kernels.use_numba():  # one compiled pass over the pairs (etnpot.kernels)
+        out["forces"] = _kernels.scatter_forces(g.i, g.j, gp, g.n_atoms)
+    elif forces:
         out["forces"] = np.stack([np.bincount(g.i, gp[:, a], minlength=g.n_atoms) -
                                   np.bincount(g.j, gp[:, a], minlength=g.n_atoms) for a in range(3)], axis=1)
     if stress:

@@ -29,7 +29,12 @@ contracted with ``dE/dF`` (computed per atom by a GEMM, as in the numpy path) an
     \frac{\partial E}{\partial r_{ij}} = \hat r_{ij} \sum_{lm} Y_{lm}\, (h Q')_{lm}
         + \sum_{lm} \nabla Y_{lm}\, (h Q)_{lm}.
 
-Both cost the same per pair whatever the number of species.  They run on one thread (the
+Both cost the same per pair whatever the number of species.
+
+Two more passes over the pairs replace numpy's temporaries in the MD step: the reused neighbour
+list's vectors and cutoff filter (:func:`filter_pairs`, for :class:`etnpot.neighbors.VerletList`)
+and the forces ``F_a = sum_(a,j) dE/dr_aj - sum_(i,a) dE/dr_ia`` (:func:`scatter_forces`, six
+``bincount`` passes before).  They run on one thread (the
 evaluation's default, see :attr:`etnpot.ETNPotential.threads`) and release the GIL.
 
 :data:`MODE` chooses: ``"auto"`` (numba where it imports, else numpy), ``"numba"`` or
@@ -45,7 +50,7 @@ import os
 
 import numpy as np
 
-__all__ = ["MODE", "use_numba", "pair_features", "pair_gradients"]
+__all__ = ["MODE", "use_numba", "pair_features", "pair_gradients", "filter_pairs", "scatter_forces"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,28 @@ def _gradients_kernel(D, r, i, zj, Y, dY, QdQ, H, out):  # pragma: no cover - co
         out[e, 2] = D[e, 2] * inv * s + g2
 
 
+def _filter_kernel(pos, i, j, shifts, shift_id, rc2, I, J, D):  # pragma: no cover - compiled
+    m = 0
+    for e in range(i.shape[0]):
+        a, b, s = i[e], j[e], shift_id[e]
+        dx = pos[b, 0] - pos[a, 0] + shifts[s, 0]
+        dy = pos[b, 1] - pos[a, 1] + shifts[s, 1]
+        dz = pos[b, 2] - pos[a, 2] + shifts[s, 2]
+        if dx * dx + dy * dy + dz * dz < rc2:
+            I[m], J[m] = a, b
+            D[m, 0], D[m, 1], D[m, 2] = dx, dy, dz
+            m += 1
+    return m
+
+
+def _scatter_kernel(i, j, gp, F):  # pragma: no cover - compiled
+    for e in range(i.shape[0]):
+        a, b = i[e], j[e]
+        for c in range(3):
+            F[a, c] += gp[e, c]
+            F[b, c] -= gp[e, c]
+
+
 def _compile(fn):
     """``numba.njit`` with the compiled code cached on disk; without a writable cache directory
     (numba raises at decoration) the same without the cache."""
@@ -134,6 +161,8 @@ def _compile(fn):
 if _numba is not None:
     _features_kernel = _compile(_features_kernel)
     _gradients_kernel = _compile(_gradients_kernel)
+    _filter_kernel = _compile(_filter_kernel)
+    _scatter_kernel = _compile(_scatter_kernel)
 
 
 def pair_features(D, r, i, zj, r_min, r_cut, Y, n_atoms, n_species, n_basis):
@@ -159,3 +188,28 @@ def pair_gradients(D, r, i, zj, Y, dY, QdQ, H):
         _gradients_kernel(D, r, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(zj, dtype=np.int64),
                           Y, dY, QdQ, H, out)
     return out
+
+
+def filter_pairs(pos, i, j, shifts, shift_id, r_cut):
+    """``(I, J, D)``: the pairs ``(i, j)`` of a kept neighbour list whose vectors
+    ``D = pos[j] - pos[i] + shifts[shift_id]`` are shorter than ``r_cut``, in their order, with
+    those vectors (:class:`etnpot.neighbors.VerletList`; the same arithmetic as its numpy code,
+    so the same vectors to the last bit).  The indices must be in range: they come from the
+    list's own search of the same atoms."""
+    E = len(i)
+    I, J, D = np.empty(E, np.int64), np.empty(E, np.int64), np.empty((E, 3))
+    m = _filter_kernel(pos, i, j, shifts, shift_id, float(r_cut) ** 2, I, J, D) if E else 0
+    return I[:m], J[:m], D[:m]
+
+
+def scatter_forces(i, j, gp, n_atoms):
+    """``F`` ``(n_atoms, 3)``: ``F_a = sum over pairs (a, j) of gp - sum over pairs (i, a) of gp``
+    (``gp = dE/dr_ij``), the forces of :func:`etnpot.evaluation.compute_graph` in one pass over the
+    pairs instead of six ``bincount`` passes (equal to rounding)."""
+    F = np.zeros((n_atoms, 3))
+    if len(i):
+        if not (0 <= min(i.min(), j.min()) and max(i.max(), j.max()) < n_atoms):
+            raise IndexError(f"pair indices out of range for {n_atoms} atoms")
+        _scatter_kernel(np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64),
+                        np.ascontiguousarray(gp), F)
+    return F

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels as _kernels
+
 __all__ = ["Graph", "build_graph", "VerletList"]
 
 
@@ -208,13 +210,16 @@ class VerletList:
             self._species, self._volume, self._pos = sp, _volume(atoms), pos
             self._key = (len(pos), atoms.numbers.copy(), atoms.cell.array.copy(), atoms.pbc.copy())
             self.n_builds += 1
-        i, j = self._i, self._j
-        D = pos[j]
-        D -= pos[i]
-        D += np.take(self._shifts, self._shift_id, axis=0)  # (np.take: 3x faster than fancy indexing here)
-        keep = np.flatnonzero(np.einsum("ea,ea->e", D, D) < self.r_cut * self.r_cut)
+        if _kernels.use_numba():  # one compiled pass: vectors and filter (etnpot.kernels.filter_pairs)
+            I, J, D = _kernels.filter_pairs(pos, self._i, self._j, self._shifts, self._shift_id, self.r_cut)
+        else:
+            i, j = self._i, self._j
+            D = pos[j]
+            D -= pos[i]
+            D += np.take(self._shifts, self._shift_id, axis=0)  # (np.take: 3x faster than fancy indexing here)
+            keep = np.flatnonzero(np.einsum("ea,ea->e", D, D) < self.r_cut * self.r_cut)
+            I, J, D = i[keep].astype(np.int64), j[keep].astype(np.int64), D[keep]
         n = len(pos)
-        return Graph(species=self._species, atom_config=np.zeros(n, np.int64), i=i[keep].astype(np.int64),
-                     j=j[keep].astype(np.int64), vectors=D[keep],
-                     pair_config=np.zeros(len(keep), np.int64), n_configs=1,
+        return Graph(species=self._species, atom_config=np.zeros(n, np.int64), i=I, j=J, vectors=D,
+                     pair_config=np.zeros(len(I), np.int64), n_configs=1,
                      volumes=np.array([self._volume]), n_atoms_per_config=np.array([n], np.int64))

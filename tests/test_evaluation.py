@@ -180,3 +180,16 @@ def test_padded_pair_layout(name, kernel):
     assert np.abs(ref["forces"]).max() > 0
     for chunk in (None, 5, 1):
         _close(ref, _run(pot, [atoms], "dense", chunk=chunk))
+
+
+def test_compiled_force_scatter_equals_bincount():
+    """``kernels.scatter_forces`` sums ``dE/dr_ij`` into both ends of every pair as the numpy
+    ``bincount`` path does (to rounding), and rejects an index out of range."""
+    rng = np.random.default_rng(0)
+    i, j = np.sort(rng.integers(0, 50, 600)), rng.integers(0, 50, 600)
+    gp = rng.normal(size=(600, 3))
+    ref = np.stack([np.bincount(i, gp[:, a], minlength=53) - np.bincount(j, gp[:, a], minlength=53)
+                    for a in range(3)], axis=1)
+    np.testing.assert_allclose(etnpot.kernels.scatter_forces(i, j, gp, 53), ref, rtol=0, atol=1e-12)
+    with pytest.raises(IndexError, match="out of range"):
+        etnpot.kernels.scatter_forces(i, j, gp, 40)

@@ -48,9 +48,17 @@ def mixed_pbc():
     return a
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def kernel(request, monkeypatch):
+    """The reused list's vectors and filter from the compiled pass (etnpot.kernels.filter_pairs)
+    and from its numpy reference."""
+    monkeypatch.setattr(etnpot.kernels, "MODE", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("make", [lambda: rattled_triclinic(1, repeat=(2, 2, 2)), small_cell, mixed_pbc,
                                   lambda: random_cluster(2, n=14)], ids=["triclinic", "small cell", "mixed pbc", "cluster"])
-def test_trajectory_equals_fresh_search(make):
+def test_trajectory_equals_fresh_search(make, kernel):
     atoms = make()
     r_cut, skin = 3.3, 0.6
     nl = VerletList(r_cut, skin)
@@ -149,3 +157,21 @@ def test_calculator_md_equals_rebuilt_path(small_pot):
     res = small_pot.compute(atoms)
     atoms.calc = etnpot.ETNCalculator(small_pot, extrapolation="off")
     relative_close(atoms.get_forces(), res["forces"])
+
+
+def test_compiled_filter_equals_numpy_filter_bit_for_bit(monkeypatch):
+    """The compiled pass does the numpy code's arithmetic in its order: the same pairs, in the same
+    order, with the same vectors to the last bit."""
+    atoms = rattled_triclinic(1, repeat=(2, 2, 2))
+    graphs = {}
+    for mode in ("numba", "numpy"):
+        monkeypatch.setattr(etnpot.kernels, "MODE", mode)
+        nl = VerletList(3.3, 0.6)
+        a = atoms.copy()
+        nl.graph(a, species_index)
+        a.positions += np.random.default_rng(3).normal(scale=0.05, size=a.positions.shape)
+        graphs[mode] = nl.graph(a, species_index)
+        assert nl.n_builds == 1  # the second graph came from the kept list
+    for name in ("i", "j", "vectors", "pair_config"):
+        np.testing.assert_array_equal(getattr(graphs["numba"], name), getattr(graphs["numpy"], name))
+    assert graphs["numba"].i.dtype == graphs["numpy"].i.dtype == np.int64

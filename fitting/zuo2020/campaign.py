@@ -43,6 +43,8 @@ VARIANTS = {
     "rmin": {"r_min": "data"},
     "b10rmin": {"n_basis": 10, "r_min": "data"},
     "ridge3": {"ridge": 1e-3},
+    "l4s1e3": {"l_max": 4, "stress": 1000.0},
+    "l4e1e5": {"l_max": 4, "energy": 100000.0},
 }
 
 

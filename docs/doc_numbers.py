@@ -57,16 +57,10 @@ def levers():
                 print(f"| {el} | {variant} | {against} | not fitted (no committed report) | | |")
                 continue
             (e, f), (e0, f0) = mae(r), mae(a)
-            seconds = r["fit_seconds"]
-            if variant == "Ge_l4" and "fit_seconds_before_resume" not in r:
-                # the committed report is that of the resume; the first 8 sweeps' report is in
-                # commit 3a43835 (before fit_seconds counted the whole of a resumed fit)
-                first = json.loads(subprocess.run(["git", "show", f"3a43835:{ZUO}/Ge_l4.report.json"], cwd=ROOT, check=True,
-                                                  capture_output=True, text=True).stdout)["fit_seconds"]
-                print(f"| {el} | {variant}, the resume alone | {against} | | | "
-                      f"{seconds:.0f} / {a['fit_seconds']:.0f} s = {seconds / a['fit_seconds']:.2f} |")
-                seconds += first
-                variant += f" (first 8 sweeps {first:.0f} s, commit 3a43835, + resume)"
+            # a resumed fit's report counts the resume in fit_seconds, the rest before it
+            seconds = r["fit_seconds"] + r.get("fit_seconds_before_resume", 0.0)
+            if "fit_seconds_before_resume" in r:
+                variant += f" ({r['fit_seconds_before_resume']:.0f} s + {r['fit_seconds']:.0f} s resumed)"
             print(f"| {el} | {variant} | {against} | {e / e0:.3f} | {f / f0:.3f} | "
                   f"{seconds:.0f} / {a['fit_seconds']:.0f} s = {seconds / a['fit_seconds']:.2f} |")
     print()

@@ -19,7 +19,7 @@ Sections and keys (all but ``data.train`` optional)::
 
     [fit]
     sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 0; max_radial_params = 600
-    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = 0.0
+    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = "auto"  # 2 for >= 3 species (etnpot.defaults.SPECIES_TIE_MANY)
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
     size_to_data = true                   # thin data (< 5 rows per parameter): also fit lower l_max, keep the best on validation
@@ -143,8 +143,11 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
     if not isinstance(f["size_to_data"], bool):
         raise ConfigError(f"{source}: [fit] size_to_data must be true or false, got {f['size_to_data']!r}")
     for key in ("ridge", "species_tie"):
-        if not isinstance(f[key], (int, float)) or f[key] < 0:
-            raise ConfigError(f"{source}: [fit] {key} must be a number >= 0, got {f[key]!r}")
+        if key == "species_tie" and f[key] == "auto":
+            continue
+        if not isinstance(f[key], (int, float)) or isinstance(f[key], bool) or f[key] < 0:
+            allowed = 'a number >= 0 or "auto"' if key == "species_tie" else "a number >= 0"
+            raise ConfigError(f"{source}: [fit] {key} must be {allowed}, got {f[key]!r}")
     for k in ("energy", "forces", "stress"):
         if not isinstance(out["weights"][k], (int, float)) or out["weights"][k] < 0:
             raise ConfigError(f"{source}: [weights] {k} must be a number >= 0, got {out['weights'][k]!r}")

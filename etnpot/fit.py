@@ -58,12 +58,25 @@ class FitSettings:
     radial_steps: int = D.FIT["radial_steps"]  # Levenberg–Marquardt steps on the radial/species weights after each sweep
     max_radial_params: int = D.FIT["max_radial_params"]  # radial steps are skipped (with a warning) above this
     max_lm_params: int = D.FIT["max_lm_params"]
-    species_tie: float = D.FIT["species_tie"]  # penalty on species deviations of the channel coefficients
+    species_tie: float | str = D.FIT["species_tie"]  # penalty on species deviations of the channel coefficients
     tol: float = D.FIT["tol"]  # stop when the validation (else training) loss improves by less than this, relatively
     patience: int = D.FIT["patience"]
     chunk_atoms: int = D.FIT["chunk_atoms"]
     memory_mb: float = D.FIT["memory_mb"]
     seed: int = D.FIT["seed"]
+
+
+def species_tie_for(basis, value) -> float:
+    """The species tie a fit of ``basis`` uses for ``[fit] species_tie = value``: a number >= 0 as
+    given; ``"auto"`` :data:`etnpot.defaults.SPECIES_TIE_MANY` for three or more species with
+    species-resolved channels (where unseen species combinations are possible and the tie
+    applies), else 0."""
+    if value == "auto":
+        many = basis.n_species >= 3 and basis.channel_layout() is not None
+        return float(D.SPECIES_TIE_MANY) if many else 0.0
+    if isinstance(value, str) or not float(value) >= 0:
+        raise ValueError(f"species_tie must be a number >= 0 or 'auto', got {value!r}")
+    return float(value)
 
 
 class ALSFitter:
@@ -95,13 +108,16 @@ class ALSFitter:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
         self.client = client
-        if self.settings.species_tie < 0:
-            raise ValueError(f"species_tie must be >= 0, got {self.settings.species_tie!r}")
-        if self.settings.species_tie > 0 and potential.basis.n_species > 1:
+        #: the species tie of this fit (``settings.species_tie`` with ``"auto"`` resolved)
+        self.species_tie = species_tie_for(potential.basis, self.settings.species_tie)
+        if self.settings.species_tie == "auto" and self.species_tie > 0:
+            log.info("species tie %g (species_tie = 'auto': %d species with species-resolved channels)",
+                     self.species_tie, potential.basis.n_species)
+        if self.species_tie > 0 and potential.basis.n_species > 1:
             potential.basis.species_tie_operators()  # raises, naming species_tie, without resolved channels
         self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,
                               self.settings.chunk_atoms, self.settings.memory_mb, client,
-                              species_tie=self.settings.species_tie)
+                              species_tie=self.species_tie)
         self.fit_e0 = e0 == "fit"
         if e0 == "fit":
             self.pot.e0 = e0_from_system(self.loss.map(C.e0_system, self.loss.train, self.pot.species))

@@ -8,7 +8,7 @@ section listing values for model hyper-parameters, e.g. ::
     rank = [2, 4]
     l_max = [2]
     "fit.ridge" = [1e-8, 1e-5]            # fit settings and weights too: fit.ridge, fit.sweeps,
-                                          # weights.energy, weights.forces, weights.stress
+                                          # fit.species_tie, weights.energy, weights.forces, weights.stress
     select = "validation.forces.rmse"     # the error used for the Pareto front and the choice
     output = "scan"                       # folder for the table, the plots and the models
     folds = 3                             # optional: k-fold cross-validation (below)
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SCAN_KEYS = ("order", "l_max", "rank", "n_basis", "n_channels", "species_rank", "r_cut", "bond_l_max")
 # fit settings and weights that may be scanned too, named "<section>.<key>"
-SCAN_FIT_KEYS = ("fit.ridge", "fit.sweeps", "weights.energy", "weights.forces", "weights.stress")
+SCAN_FIT_KEYS = ("fit.ridge", "fit.sweeps", "fit.species_tie", "weights.energy", "weights.forces", "weights.stress")
 
 
 def pareto_front(params, errors) -> list[int]:

@@ -62,6 +62,12 @@ def test_scan_varies_fit_settings_and_weights(tmp_path):
     assert rows[1]["test"]["energy"]["rmse"] > rows[0]["test"]["energy"]["rmse"]
 
 
+def test_scan_varies_the_species_tie(tmp_path):
+    """``"fit.species_tie"`` is a scan key like the ridge: its value reaches the row and the fit."""
+    rows, _ = _small_scan(tmp_path, '"fit.species_tie" = [0.0, "auto"]\noutput = "t"\n', "t")
+    assert [r["fit.species_tie"] for r in rows] == [0.0, "auto"]
+
+
 def test_scan_with_folds_averages_the_validation_folds(tmp_path):
     """[scan] folds = 2: every combination is fitted once per fold; the row's validation errors
     are the means of the folds' tables, whose validation sets partition the training data."""

@@ -128,7 +128,7 @@ def test_config_key_is_validated():
 
     cfg = validate_config({"data": {"train": ["t.xyz"]}, "fit": {"species_tie": 0.1}})
     assert cfg["fit"]["species_tie"] == 0.1
-    assert validate_config({"data": {"train": ["t.xyz"]}})["fit"]["species_tie"] == 0.0  # off by default
+    assert validate_config({"data": {"train": ["t.xyz"]}})["fit"]["species_tie"] == "auto"  # the default
     for bad in (-1.0, "x"):
         with pytest.raises(ConfigError, match="species_tie"):
             validate_config({"data": {"train": ["t.xyz"]}, "fit": {"species_tie": bad}})
@@ -160,3 +160,29 @@ def test_mixed_channels_have_no_layout():
     assert pot.basis.channel_layout() is None and not pot.basis.species_resolved()
     with pytest.raises(ValueError, match="species_tie"):
         pot.basis.species_tie_operators()
+
+
+def test_auto_tie_is_on_for_three_or_more_resolved_species_only():
+    """``species_tie = "auto"`` (the default) ties the channels of three or more species with
+    species-resolved channels (defaults.SPECIES_TIE_MANY), and nothing else: one or two species,
+    or a species embedding (no resolved channels, where a number would be an error)."""
+    from etnpot import defaults
+    from etnpot.fit import species_tie_for
+
+    four = etnpot.ETNPotential.random(["Cu", "Ag", "Au", "Ni"], order=2, l_max=1, rank=2)
+    assert species_tie_for(four.basis, "auto") == defaults.SPECIES_TIE_MANY > 0
+    assert species_tie_for(four.basis, 0.25) == 0.25
+    for pot in (etnpot.ETNPotential.random(["In", "P"], order=2, l_max=1, rank=2),
+                etnpot.ETNPotential.random(["Cu"], order=2, l_max=1, rank=2),
+                etnpot.ETNPotential.random(["Cu", "Ag", "Au", "Ni"], order=2, l_max=1, rank=2, n_channels=6,
+                                           species_rank=2)):
+        assert species_tie_for(pot.basis, "auto") == 0.0
+    for bad in ("on", -1.0):
+        with pytest.raises(ValueError, match="species_tie"):
+            species_tie_for(four.basis, bad)
+    three = etnpot.ETNPotential.random(["Si", "C", "Ge"], r_cut=3.5, order=2, l_max=1, rank=2, n_basis=2)
+    data = label(three, diverse_cells(3))
+    assert etnpot.ALSFitter(three, data, settings=etnpot.FitSettings(sweeps=1),
+                            progress=False).species_tie == defaults.SPECIES_TIE_MANY  # the default is "auto"
+    assert etnpot.ALSFitter(_model(), label(_model(), diverse_cells(3)), settings=etnpot.FitSettings(sweeps=1),
+                            progress=False).species_tie == 0.0

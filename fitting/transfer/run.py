@@ -8,9 +8,10 @@ ternaries and quaternaries (unseen species combinations).  Each model variant is
 same settings (order 3, l_max 1, rank 3, energy weight 3e4, forces 1) and reported by group:
 energy and force RMSE and the median of every cell's largest extrapolation grade.
 
-Variants: ``resolved`` (the default for several species: one raw channel per Chebyshev function
-and neighbour species), ``tieX`` (the same with ``species_tie = X``: the channel coefficients of
-each neighbour species pulled towards their species mean, etnpot.steps.species_tie_penalty),
+Variants: ``resolved`` (one raw channel per Chebyshev function and neighbour species, untied:
+``species_tie = 0``), ``tieX`` (the same with ``species_tie = X``: the channel coefficients of
+each neighbour species pulled towards their species mean, etnpot.steps.species_tie_penalty; the
+default ``"auto"`` is ``tie2`` for three or more species),
 ``embedding`` (6 channels, species-pair embedding of rank 2, radial and
 species weights fitted by one Levenberg-Marquardt step per sweep).
 """
@@ -33,9 +34,9 @@ from etnpot.prune import eval_time_per_atom  # noqa: E402
 from make_alloy_set import alloy_cells  # noqa: E402
 
 SPECIES = ["Cu", "Ag", "Au", "Ni"]
-VARIANTS = {"resolved": (dict(), dict()),
+VARIANTS = {"resolved": (dict(), dict(species_tie=0.0)),  # untied (the default "auto" ties 3+ species)
             "embedding": (dict(n_channels=6, species_rank=2), dict(radial_steps=1)),  # (model, fit) keywords
-            **{f"tie{t:g}": (dict(), dict(species_tie=t)) for t in (1e-3, 1e-2, 1e-1, 1.0)}}
+            **{f"tie{t:g}": (dict(), dict(species_tie=t)) for t in (1e-3, 1e-2, 1e-1, 1.0, 2.0, 3.0, 10.0)}}
 
 
 def configs(cells):
@@ -83,6 +84,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--atoms", type=int, default=6000)
     ap.add_argument("--sweeps", type=int, default=4)
+    ap.add_argument("--data-seed", type=int, default=0,
+                    help="0: the committed data (seeds 1-4); k > 0: new random cells (seeds 10k+1 ... 10k+4), "
+                         "to measure how much the ratios depend on the draw")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--compress", type=int, nargs="*", default=[],
                     help="also compress the resolved model to these channel counts (etnpot.compress, 2 refit sweeps)")
@@ -90,11 +94,12 @@ def main():
                     help="folder for the fitted models (without their grade files; '' to skip)")
     ap.add_argument("--out", default=os.path.join(ROOT, "fitting", "transfer", "results.json"))
     args = ap.parse_args()
-    train_all = configs(alloy_cells(args.atoms, SPECIES, max_species=2, seed=1))
+    base = 10 * args.data_seed
+    train_all = configs(alloy_cells(args.atoms, SPECIES, max_species=2, seed=base + 1))
     train, valid = etnpot.split_train_validation(train_all, 0.1)
-    tests = {"binary": [c for c in configs(alloy_cells(1000, SPECIES, max_species=2, seed=2))
+    tests = {"binary": [c for c in configs(alloy_cells(1000, SPECIES, max_species=2, seed=base + 2))
                         if c.config_type == "2-component"],
-             "ternary": group_cells(1000, 3, 3), "quaternary": group_cells(1000, 4, 4)}
+             "ternary": group_cells(1000, 3, base + 3), "quaternary": group_cells(1000, 4, base + 4)}
     timing_cell = alloy_cells(2048, SPECIES, cell=8, max_species=None, seed=5)[0]  # 2,048 atoms, 4 species
     timing_cell.calc = None
     results = {}
@@ -134,10 +139,11 @@ def main():
     if os.path.exists(args.out):  # keep the variants of earlier runs with the same data and sweeps
         with open(args.out) as fh:
             old = json.load(fh)
-        if (old.get("atoms"), old.get("sweeps")) == (args.atoms, args.sweeps):
+        if (old.get("atoms"), old.get("sweeps"), old.get("data_seed", 0)) == (args.atoms, args.sweeps, args.data_seed):
             results = {**old["results"], **results}
     with open(args.out, "w") as fh:
-        json.dump({"atoms": args.atoms, "sweeps": args.sweeps, "results": results}, fh, indent=1)
+        json.dump({"atoms": args.atoms, "sweeps": args.sweeps, "data_seed": args.data_seed, "results": results}, fh,
+                  indent=1)
 
 
 if __name__ == "__main__":

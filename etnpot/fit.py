@@ -66,17 +66,36 @@ class FitSettings:
     seed: int = D.FIT["seed"]
 
 
-def species_tie_for(basis, value) -> float:
+def species_tie_for(basis, value, unseen_triples=None) -> float:
     """The species tie a fit of ``basis`` uses for ``[fit] species_tie = value``: a number >= 0 as
     given; ``"auto"`` :data:`etnpot.defaults.SPECIES_TIE_MANY` for three or more species with
-    species-resolved channels (where unseen species combinations are possible and the tie
-    applies), else 0."""
+    species-resolved channels whose training data never show some three of the species together
+    (``unseen_triples``: :func:`unseen_species_triples`; ``None``, unknown, counts as yes), else 0.
+    Where every three species meet in the training data the tie only costs accuracy; where some
+    never do, it decides what the model does with them."""
     if value == "auto":
         many = basis.n_species >= 3 and basis.channel_layout() is not None
-        return float(D.SPECIES_TIE_MANY) if many else 0.0
+        return float(D.SPECIES_TIE_MANY) if many and unseen_triples is not False else 0.0
     if isinstance(value, str) or not float(value) >= 0:
         raise ValueError(f"species_tie must be a number >= 0 or 'auto', got {value!r}")
     return float(value)
+
+
+def unseen_species_triples(potential, train, chunk_atoms=D.FIT["chunk_atoms"]):
+    """Whether some three species of ``potential`` never meet in one species environment (an atom
+    and its neighbours within ``r_cut``) of the training configurations; records the environments
+    (:func:`etnpot.environments.record_species_environments`).  ``None`` where the data are not
+    configurations here (chunks on workers)."""
+    import itertools
+
+    from .environments import record_species_environments
+
+    if not all(hasattr(c, "atoms") for c in train):
+        return None
+    S = len(potential.species)
+    together = {(c & ((1 << S) - 1)) | (1 << (c >> S)) for c in record_species_environments(potential, train, chunk_atoms)}
+    return any(not any(t & m == t for m in together)
+               for t in (sum(1 << s for s in trio) for trio in itertools.combinations(range(S), 3)))
 
 
 class ALSFitter:
@@ -109,10 +128,16 @@ class ALSFitter:
         self.progress = progress
         self.client = client
         #: the species tie of this fit (``settings.species_tie`` with ``"auto"`` resolved)
-        self.species_tie = species_tie_for(potential.basis, self.settings.species_tie)
-        if self.settings.species_tie == "auto" and self.species_tie > 0:
-            log.info("species tie %g (species_tie = 'auto': %d species with species-resolved channels)",
-                     self.species_tie, potential.basis.n_species)
+        unseen = None
+        if self.settings.species_tie == "auto" and species_tie_for(potential.basis, "auto") > 0:
+            unseen = unseen_species_triples(potential, train, self.settings.chunk_atoms)
+        self.species_tie = species_tie_for(potential.basis, self.settings.species_tie, unseen)
+        if self.settings.species_tie == "auto" and potential.basis.n_species >= 3:
+            log.info("species tie %g (species_tie = 'auto': %s)", self.species_tie,
+                     "some three species never meet in the training data" if unseen else
+                     "the data locations are not known here" if unseen is None and self.species_tie else
+                     "every three species meet in the training data" if unseen is False else
+                     "no species-resolved channels")
         if self.species_tie > 0 and potential.basis.n_species > 1:
             potential.basis.species_tie_operators()  # raises, naming species_tie, without resolved channels
         self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,

@@ -164,14 +164,17 @@ def test_mixed_channels_have_no_layout():
 
 def test_auto_tie_is_on_for_three_or_more_resolved_species_only():
     """``species_tie = "auto"`` (the default) ties the channels of three or more species with
-    species-resolved channels (defaults.SPECIES_TIE_MANY), and nothing else: one or two species,
-    or a species embedding (no resolved channels, where a number would be an error)."""
+    species-resolved channels (defaults.SPECIES_TIE_MANY) where the training data never show some
+    three species together, and nothing else: one or two species, a species embedding (no
+    resolved channels, where a number would be an error), or data where every three meet."""
     from etnpot import defaults
-    from etnpot.fit import species_tie_for
+    from etnpot.fit import species_tie_for, unseen_species_triples
 
     four = etnpot.ETNPotential.random(["Cu", "Ag", "Au", "Ni"], order=2, l_max=1, rank=2)
-    assert species_tie_for(four.basis, "auto") == defaults.SPECIES_TIE_MANY > 0
-    assert species_tie_for(four.basis, 0.25) == 0.25
+    assert species_tie_for(four.basis, "auto") == defaults.SPECIES_TIE_MANY > 0  # unknown data: tie
+    assert species_tie_for(four.basis, "auto", unseen_triples=True) == defaults.SPECIES_TIE_MANY
+    assert species_tie_for(four.basis, "auto", unseen_triples=False) == 0.0
+    assert species_tie_for(four.basis, 0.25, unseen_triples=False) == 0.25
     for pot in (etnpot.ETNPotential.random(["In", "P"], order=2, l_max=1, rank=2),
                 etnpot.ETNPotential.random(["Cu"], order=2, l_max=1, rank=2),
                 etnpot.ETNPotential.random(["Cu", "Ag", "Au", "Ni"], order=2, l_max=1, rank=2, n_channels=6,
@@ -181,8 +184,15 @@ def test_auto_tie_is_on_for_three_or_more_resolved_species_only():
         with pytest.raises(ValueError, match="species_tie"):
             species_tie_for(four.basis, bad)
     three = etnpot.ETNPotential.random(["Si", "C", "Ge"], r_cut=3.5, order=2, l_max=1, rank=2, n_basis=2)
-    data = label(three, diverse_cells(3))
-    assert etnpot.ALSFitter(three, data, settings=etnpot.FitSettings(sweeps=1),
+    binaries = label(three, diverse_cells(3))  # Si and C only: Ge never meets them
+    assert unseen_species_triples(three, binaries) is True
+    assert etnpot.ALSFitter(three, binaries, settings=etnpot.FitSettings(sweeps=1),
                             progress=False).species_tie == defaults.SPECIES_TIE_MANY  # the default is "auto"
+    ternary = diverse_cells(3, seed=1)
+    for a in ternary:  # every cell holds all three species, close enough to be neighbours
+        a.symbols[0], a.symbols[1], a.symbols[2] = "Si", "C", "Ge"
+    ternary = label(three, ternary)
+    assert unseen_species_triples(three, ternary) is False
+    assert etnpot.ALSFitter(three, ternary, settings=etnpot.FitSettings(sweeps=1), progress=False).species_tie == 0.0
     assert etnpot.ALSFitter(_model(), label(_model(), diverse_cells(3)), settings=etnpot.FitSettings(sweeps=1),
                             progress=False).species_tie == 0.0

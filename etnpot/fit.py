@@ -127,15 +127,15 @@ class ALSFitter:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
         self.client = client
-        #: the species tie of this fit (``settings.species_tie`` with ``"auto"`` resolved)
-        unseen = None
+        unseen = None  # whether some three species never meet in the training data ("auto" only)
         if self.settings.species_tie == "auto" and species_tie_for(potential.basis, "auto") > 0:
             unseen = unseen_species_triples(potential, train, self.settings.chunk_atoms)
+        #: the species tie of this fit (``settings.species_tie`` with ``"auto"`` resolved)
         self.species_tie = species_tie_for(potential.basis, self.settings.species_tie, unseen)
         if self.settings.species_tie == "auto" and potential.basis.n_species >= 3:
             log.info("species tie %g (species_tie = 'auto': %s)", self.species_tie,
                      "some three species never meet in the training data" if unseen else
-                     "the data locations are not known here" if unseen is None and self.species_tie else
+                     "the training data are on workers, not checked" if unseen is None and self.species_tie else
                      "every three species meet in the training data" if unseen is False else
                      "no species-resolved channels")
         if self.species_tie > 0 and potential.basis.n_species > 1:

@@ -57,10 +57,10 @@ def levers():
                 print(f"| {el} | {variant} | {against} | not fitted (no committed report) | | |")
                 continue
             (e, f), (e0, f0) = mae(r), mae(a)
-            # a resumed fit's report counts the resume in fit_seconds, the rest before it
-            seconds = r["fit_seconds"] + r.get("fit_seconds_before_resume", 0.0)
-            if "fit_seconds_before_resume" in r:
-                variant += f" ({r['fit_seconds_before_resume']:.0f} s + {r['fit_seconds']:.0f} s resumed)"
+            seconds = r["fit_seconds"]  # the whole fit, a resumed one included (etnpot.workflow)
+            if r.get("fit_seconds_before_resume"):
+                before = r["fit_seconds_before_resume"]
+                variant += f" ({before:.0f} s + {seconds - before:.0f} s resumed)"
             print(f"| {el} | {variant} | {against} | {e / e0:.3f} | {f / f0:.3f} | "
                   f"{seconds:.0f} / {a['fit_seconds']:.0f} s = {seconds / a['fit_seconds']:.2f} |")
     print()

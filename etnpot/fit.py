@@ -127,17 +127,18 @@ class ALSFitter:
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
         self.client = client
-        unseen = None  # whether some three species never meet in the training data ("auto" only)
-        if self.settings.species_tie == "auto" and species_tie_for(potential.basis, "auto") > 0:
-            unseen = unseen_species_triples(potential, train, self.settings.chunk_atoms)
+        auto = self.settings.species_tie == "auto"
+        tie_applies = auto and species_tie_for(potential.basis, "auto") > 0  # 3+ species, resolved channels
+        # whether some three species never meet in the training data (None: not known here)
+        unseen = unseen_species_triples(potential, train, self.settings.chunk_atoms) if tie_applies else None
         #: the species tie of this fit (``settings.species_tie`` with ``"auto"`` resolved)
         self.species_tie = species_tie_for(potential.basis, self.settings.species_tie, unseen)
-        if self.settings.species_tie == "auto" and potential.basis.n_species >= 3:
-            log.info("species tie %g (species_tie = 'auto': %s)", self.species_tie,
-                     "some three species never meet in the training data" if unseen else
-                     "the training data are on workers, not checked" if unseen is None and self.species_tie else
-                     "every three species meet in the training data" if unseen is False else
-                     "no species-resolved channels")
+        if auto and potential.basis.n_species >= 3:
+            why = ({True: "some three species never meet in the training data",
+                    False: "every three species meet in the training data",
+                    None: "the training data are on workers, not checked"}[unseen] if tie_applies
+                   else "no species-resolved channels")
+            log.info("species tie %g (species_tie = 'auto': %s)", self.species_tie, why)
         if self.species_tie > 0 and potential.basis.n_species > 1:
             potential.basis.species_tie_operators()  # raises, naming species_tie, without resolved channels
         self.loss = Objective(potential, train, validation, self.weights, self.settings.ridge,

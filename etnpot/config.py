@@ -19,7 +19,7 @@ Sections and keys (all but ``data.train`` optional)::
 
     [fit]
     sweeps = 6; ridge = 1e-8; two_site = false; max_rank = 8; cutoff = 0.0; lm_steps = 0; radial_steps = 0; max_radial_params = 600
-    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = "auto"  # 2 for >= 3 species (etnpot.defaults.SPECIES_TIE_MANY)
+    tol = 1e-4; patience = 2; chunk_atoms = 3000; seed = 0; species_tie = "auto"  # etnpot.defaults.SPECIES_TIE_MANY where 3+ species never meet in training
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
     size_to_data = true                   # thin data (< 5 rows per parameter): also fit lower l_max, keep the best on validation

@@ -261,14 +261,15 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     K = L * L
     n, E = s1 - s0, p1 - p0
     D = g.vectors[p0:p1]
-    r = np.sqrt(np.einsum("ea,ea->e", D, D))
+    numba = _kernels.use_numba()
+    r = _kernels.pair_lengths(D) if numba else np.sqrt(np.einsum("ea,ea->e", D, D))
     if E and r.min() == 0.0:
         e = p0 + int(np.argmin(r))
         raise ValueError(f"configuration {g.pair_config[e]}: atoms {g.i[e]} and {g.j[e]} (global indices) "
                          "coincide (zero distance)")
     Y, dY = real_sph_harm(basis.l_max, D, gradients=True)
     i = g.i[p0:p1] - s0
-    if _kernels.use_numba():  # the same moments from one compiled loop over the pairs
+    if numba:  # the same moments from one compiled loop over the pairs
         zj = g.species[g.j[p0:p1]]
         P4, QdQ = _kernels.pair_features(D, r, i, zj, basis.radial.r_min, basis.radial.r_cut, Y, n, S, N)
         P = P4.reshape(n, K, S * N)
@@ -276,12 +277,16 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     else:
         P, pd = _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n)
     centre = g.species[s0:s1]
-    blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
-    for z in range(S):
-        sel = slice(None) if S == 1 else np.flatnonzero(centre == z)
-        Pz = P if S == 1 else P[sel]
-        for l in range(L):
-            blocks[l][sel] = Pz[:, l * l:(l + 1) ** 2] @ W[z][l]  # (n_z, 2l+1, S N) @ (S N, C)
+    if S == 1:
+        blocks = [P[:, l * l:(l + 1) ** 2] @ W[l][0] for l in range(L)]  # (n, 2l+1, N) @ (N, C)
+    elif numba:  # each atom times its own centre species' weights, one compiled loop per l
+        blocks = [_kernels.species_mix(P[:, l * l:(l + 1) ** 2], W[l], centre) for l in range(L)]
+    else:
+        blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
+        for z in range(S):
+            sel = np.flatnonzero(centre == z)
+            for l in range(L):
+                blocks[l][sel] = P[sel, l * l:(l + 1) ** 2] @ W[l][z]  # (n_z, 2l+1, S N) @ (S N, C)
     F0 = blocks[0] - basis.shift[centre][:, None, :]
     ind = np.zeros((n, 1, S))
     ind[np.arange(n), 0, centre] = 1.0
@@ -313,12 +318,11 @@ def _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n):
 
 
 def weights(basis):
-    """``W[z_i][l]``: ``(S N, C)``, the radial coefficients ``pair_weights()[z_i, z, l, c, n]``
-    with rows ``(z, n)``."""
+    """``W[l][z_i]``: ``(S N, C)``, the radial coefficients ``pair_weights()[z_i, z, l, c, n]``
+    with rows ``(z, n)``; ``W`` is one contiguous array ``(L, S, S N, C)``."""
     Wp = basis.pair_weights()  # (S, S, L, C, N)
     S, _, L, C, N = Wp.shape
-    Wt = np.ascontiguousarray(Wp.transpose(0, 2, 1, 4, 3).reshape(S, L, S * N, C))
-    return [[Wt[z, l] for l in range(L)] for z in range(S)]
+    return np.ascontiguousarray(Wp.transpose(2, 0, 1, 4, 3).reshape(L, S, S * N, C))
 
 
 def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarray:
@@ -331,11 +335,16 @@ def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarr
     K = L * L
     n = grad_blocks[0].shape[0]
     H = np.empty((n, K, S * N))
-    for z in range(S):
-        sel = slice(None) if S == 1 else np.flatnonzero(centre == z)
-        for l in range(L):
-            gl = grad_blocks[l][:, :, :C] if S == 1 else grad_blocks[l][sel][:, :, :C]
-            H[sel, l * l:(l + 1) ** 2] = gl @ W[z][l].T  # (n_z, 2l+1, C) @ (C, S N)
+    for l in range(L):
+        out = H[:, l * l:(l + 1) ** 2]
+        if S == 1:
+            out[...] = grad_blocks[l][:, :, :C] @ W[l][0].T  # (n, 2l+1, C) @ (C, N)
+        elif pd.QdQ is not None:  # compiled, as the features (etnpot.kernels.species_mix_t)
+            out[...] = _kernels.species_mix_t(grad_blocks[l], W[l], centre)
+        else:
+            for z in range(S):
+                sel = np.flatnonzero(centre == z)
+                out[sel] = grad_blocks[l][sel][:, :, :C] @ W[l][z].T  # (n_z, 2l+1, C) @ (C, S N)
     if pd.QdQ is not None:  # the compiled loop over the pairs (etnpot.kernels)
         return _kernels.pair_gradients(pd.D, pd.r, pd.i, pd.zj, pd.Y, pd.dY, pd.QdQ, H.reshape(n, K, S, N))
     T = pd.QQ.reshape(n, 2 * pd.M, S * N) @ H.transpose(0, 2, 1)  # (n, 2M, K): rows (slot, Q or Q')

@@ -31,6 +31,15 @@ contracted with ``dE/dF`` (computed per atom by a GEMM, as in the numpy path) an
 
 Both cost the same per pair whatever the number of species.
 
+**Species mixing** (:func:`species_mix`, :func:`species_mix_t`).  With several species the
+features are ``F_i[lm, c] = sum_(z, n) P_i[lm, z, n] W[l, z_i, (z, n), c]``, the radial
+coefficients of the atom's own centre species, and the pull-back needs the transposed product
+``H_i[lm, (z, n)] = sum_c g_i[lm, c] W[l, z_i, (z, n), c]``.  numpy does them as one GEMM per
+centre species and ``l`` on the atoms of that species, gathered and scattered back by index; for
+small models that bookkeeping cost as much as the products (about 200 µs per chunk of 256 atoms
+of the two-species InP model, ``benchmarks/bench_step.py --profile``).  One loop per ``l`` over the
+atoms of a chunk does the same products, ``K S N C`` per atom, without it.
+
 Two more passes over the pairs replace numpy's temporaries in the MD step: the reused neighbour
 list's vectors and cutoff filter (:func:`filter_pairs`, for :class:`etnpot.neighbors.VerletList`)
 and the forces ``F_a = sum_(a,j) dE/dr_aj - sum_(i,a) dE/dr_ia`` (:func:`scatter_forces`, six
@@ -50,7 +59,8 @@ import os
 
 import numpy as np
 
-__all__ = ["MODE", "use_numba", "pair_features", "pair_gradients", "filter_pairs", "scatter_forces"]
+__all__ = ["MODE", "use_numba", "pair_lengths", "pair_features", "pair_gradients", "species_mix", "species_mix_t",
+           "filter_pairs", "scatter_forces"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +136,38 @@ def _gradients_kernel(D, r, i, zj, Y, dY, QdQ, H, out):  # pragma: no cover - co
         out[e, 2] = D[e, 2] * inv * s + g2
 
 
+def _lengths_kernel(D, r):  # pragma: no cover - compiled
+    for e in range(D.shape[0]):
+        r[e] = np.sqrt(D[e, 0] * D[e, 0] + D[e, 1] * D[e, 1] + D[e, 2] * D[e, 2])
+
+
+def _mix_kernel(P, W, centre, out):  # pragma: no cover - compiled
+    n, M, J = P.shape
+    C = W.shape[2]
+    for a in range(n):
+        z = centre[a]
+        for m in range(M):
+            for c in range(C):
+                out[a, m, c] = 0.0
+            for j in range(J):
+                p = P[a, m, j]
+                for c in range(C):
+                    out[a, m, c] += p * W[z, j, c]
+
+
+def _mix_t_kernel(G, W, centre, out):  # pragma: no cover - compiled
+    n, M, J = out.shape
+    C = W.shape[2]
+    for a in range(n):
+        z = centre[a]
+        for m in range(M):
+            for j in range(J):
+                acc = 0.0
+                for c in range(C):
+                    acc += G[a, m, c] * W[z, j, c]
+                out[a, m, j] = acc
+
+
 def _filter_kernel(pos, i, j, shifts, shift_id, rc2, I, J, D):  # pragma: no cover - compiled
     m = 0
     for e in range(i.shape[0]):
@@ -162,6 +204,9 @@ if _numba is not None:
     _features_kernel = _compile(_features_kernel)
     _gradients_kernel = _compile(_gradients_kernel)
     _filter_kernel = _compile(_filter_kernel)
+    _lengths_kernel = _compile(_lengths_kernel)
+    _mix_kernel = _compile(_mix_kernel)
+    _mix_t_kernel = _compile(_mix_t_kernel)
     _scatter_kernel = _compile(_scatter_kernel)
 
 
@@ -187,6 +232,44 @@ def pair_gradients(D, r, i, zj, Y, dY, QdQ, H):
     if len(r):
         _gradients_kernel(D, r, np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(zj, dtype=np.int64),
                           Y, dY, QdQ, H, out)
+    return out
+
+
+def pair_lengths(D):
+    """``|D_e|`` ``(E,)`` of the pair vectors ``D`` ``(E, 3)`` (numpy's
+    ``sqrt(einsum("ea,ea->e", D, D))`` to rounding, without its per-call cost)."""
+    r = np.empty(len(D))
+    _lengths_kernel(np.ascontiguousarray(D), r)
+    return r
+
+
+def _check_centre(centre, n_atoms, n_species):
+    if n_atoms and not (len(centre) == n_atoms and 0 <= centre.min() and centre.max() < n_species):
+        raise IndexError(f"centre species out of range: {len(centre)} atoms, species {centre.min()}..{centre.max()} "
+                         f"of {n_species}")
+
+
+def species_mix(P, W, centre):
+    """``F`` ``(n, M, C)``: ``F[a, m, c] = sum_j P[a, m, j] W[centre[a], j, c]``, each atom's
+    moments ``P`` ``(n, M, J)`` times the weights ``W`` ``(S, J, C)`` of its own centre species."""
+    n, M, J = P.shape
+    _check_centre(centre, n, W.shape[0])
+    out = np.empty((n, M, W.shape[2]))
+    _mix_kernel(P, W, np.ascontiguousarray(centre, dtype=np.int64), out)
+    return out
+
+
+def species_mix_t(G, W, centre):
+    """``H`` ``(n, M, J)``: ``H[a, m, j] = sum_c G[a, m, c] W[centre[a], j, c]`` for ``c < C``
+    (``G`` ``(n, M, C')`` with ``C' >= C``: extra columns, such as the species-indicator
+    channels of ``l = 0``, are ignored); the transpose of :func:`species_mix`."""
+    n, M = G.shape[:2]
+    S, J, C = W.shape
+    if G.shape[2] < C:
+        raise ValueError(f"species_mix_t: G has {G.shape[2]} channels, the weights {C}")
+    _check_centre(centre, n, S)
+    out = np.empty((n, M, J))
+    _mix_t_kernel(G, W, np.ascontiguousarray(centre, dtype=np.int64), out)
     return out
 
 

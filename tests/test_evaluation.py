@@ -193,3 +193,28 @@ def test_compiled_force_scatter_equals_bincount():
     np.testing.assert_allclose(etnpot.kernels.scatter_forces(i, j, gp, 53), ref, rtol=0, atol=1e-12)
     with pytest.raises(IndexError, match="out of range"):
         etnpot.kernels.scatter_forces(i, j, gp, 40)
+
+
+def test_compiled_species_mixing_equals_its_definition():
+    """``kernels.species_mix`` multiplies each atom's moments by its own centre species'
+    weights and ``species_mix_t`` is its transpose (extra gradient columns, the species
+    indicators, ignored); both reject a centre species out of range.  ``pair_lengths`` is the
+    norm of each pair vector."""
+    rng = np.random.default_rng(1)
+    n, M, S, J, C = 37, 3, 4, 10, 5
+    P, W, G = rng.normal(size=(n, M, J)), rng.normal(size=(S, J, C)), rng.normal(size=(n, M, C + S))
+    centre = rng.integers(0, S, n)
+    np.testing.assert_allclose(etnpot.kernels.species_mix(P, W, centre),
+                               np.einsum("amj,ajc->amc", P, W[centre]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(etnpot.kernels.species_mix_t(G, W, centre),
+                               np.einsum("amc,ajc->amj", G[:, :, :C], W[centre]), rtol=1e-12, atol=1e-12)
+    # a strided view (one l of the moments of all l), as the evaluation passes it
+    Pall = rng.normal(size=(n, 9, J))
+    np.testing.assert_allclose(etnpot.kernels.species_mix(Pall[:, 1:4], W, centre),
+                               np.einsum("amj,ajc->amc", Pall[:, 1:4], W[centre]), rtol=1e-12, atol=1e-12)
+    with pytest.raises(IndexError, match="centre species out of range"):
+        etnpot.kernels.species_mix(P, W, np.full(n, S))
+    with pytest.raises(ValueError, match="channels"):
+        etnpot.kernels.species_mix_t(G[:, :, :C - 1], W, centre)
+    D = rng.normal(size=(50, 3))
+    np.testing.assert_allclose(etnpot.kernels.pair_lengths(D), np.linalg.norm(D, axis=1), rtol=1e-15)

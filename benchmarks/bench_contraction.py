@@ -4,7 +4,7 @@ the zeros of its dense cores (issue 15).
     python benchmarks/bench_contraction.py [--repeat 15]
 
 For the middle core of the Zuo Si d4 and the InP d3 l_max 2 fits, on a 256-atom chunk (the
-fast path's chunk) and one BLAS thread (run with ``OPENBLAS_NUM_THREADS=1``), medians of
+fast path's chunk for these two models, ``evaluation.chunk_atoms``) and one BLAS thread (run with ``OPENBLAS_NUM_THREADS=1``), medians of
 ``--repeat`` wall times of:
 
 * ``DenseTT.value_and_grad`` of the whole train, and the GFlop/s of its transfer GEMM

@@ -81,7 +81,8 @@ def variants(path):
 
 def split(pot, atoms, repeat, cpu):
     """Seconds per atom of each part, both paths, 1 thread; the fast path's parts are timed on its
-    own chunks (``evaluation.CHUNK`` atoms), "other" is its total (graph given) less the parts."""
+    own chunks (``evaluation.chunk_atoms`` atoms; ``evaluation.CHUNK`` in an older etnpot), "other"
+    is its total (graph given) less the parts."""
     g = pot.graph(atoms)
     n = len(atoms)
     out = {"neighbour list, new search (vesin)": median_time(lambda: pot.graph(atoms), repeat, cpu) / n}
@@ -105,6 +106,8 @@ def split(pot, atoms, repeat, cpu):
     W = evaluation.weights(pot.basis)
     first = np.searchsorted(g.i, np.arange(g.n_atoms + 1))
     size = evaluation.CHUNK
+    if hasattr(evaluation, "chunk_atoms"):  # the size the evaluation itself takes
+        size = min(evaluation.chunk_atoms(pot, len(g.i) / max(n, 1)), int(pot.chunk_size))
     chunks = [(s, min(n, s + size), int(first[s]), int(first[min(n, s + size)])) for s in range(0, n, size)]
     feats = [evaluation.features(pot.basis, g, *c, W) for c in chunks]
     xs = [np.concatenate([b.reshape(len(b), -1) for b in f[0]], axis=1) for f in feats]

@@ -63,9 +63,13 @@ per pair, and ``h_e Q_e``, ``h_e Q'_e`` one batched product per chunk in the sam
 The per-pair sums of parts 2 and 3 (``P_i`` and ``h_e Q_e``, ``h_e Q'_e``) run as compiled loops
 over the pairs where numba imports (:mod:`etnpot.kernels`, the default), without the padded
 layout, at the same cost per pair for any number of species; the padded numpy code described
-above is their reference (``ETNPOT_KERNELS=numpy``).
+above is their reference (``ETNPOT_KERNELS=numpy``).  So do the per-centre-species products
+with ``W`` of parts 2 and 3 (:func:`mix`, :func:`mix_t`) for shapes where a compiled loop over the
+atoms beats numpy's per-species GEMMs and their index bookkeeping (:func:`mix_compiled`).
 
-Chunks are small (``CHUNK`` atoms) so that the per-pair temporaries stay in cache.  The tensor
+Chunks hold :func:`chunk_atoms` atoms (256 for the larger models, up to 2,048 for the smallest),
+so that the per-chunk temporaries stay within :data:`CHUNK_BYTES` while the fixed cost of a chunk
+is shared by as many atoms as that allows.  The tensor
 train runs on the potential's array library and dtype (``pot.to("torch")``, ``"float32"``)
 through autoray; features and pair sums stay in numpy float64, as in the reference.
 """
@@ -81,9 +85,11 @@ from . import radial as _radial
 from .so3 import real_sph_harm
 
 __all__ = ["DenseTT", "dense_tt", "choose", "contraction", "compute_graph", "cost_counts", "features",
-           "pair_gradients", "CHUNK"]
+           "pair_gradients", "chunk_atoms", "CHUNK"]
 
-CHUNK = 256  # atoms per chunk of the fast path: ~7,000 pairs at 28 neighbours, arrays in cache
+CHUNK = 256  # atoms per chunk of the fast path at the least (pot.chunk_size can cap it lower)
+CHUNK_BYTES = 16 << 20  # temporaries per chunk (chunk_atoms): those of 256 atoms of the Zuo Si d4 model
+CHUNK_MAX = 2048  # most atoms per chunk
 
 # ---------------------------------------------------------------------------- dense tensor train
 
@@ -257,7 +263,7 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     compiled loop over the pairs sums the same moments without the padding
     (:func:`etnpot.kernels.pair_features`); the padded numpy code is its reference."""
     W = weights(basis) if W is None else W
-    S, L, C, N = basis.n_species, basis.l_max + 1, basis.n_channels, basis.radial.n_basis
+    S, L, N = basis.n_species, basis.l_max + 1, basis.radial.n_basis
     K = L * L
     n, E = s1 - s0, p1 - p0
     D = g.vectors[p0:p1]
@@ -277,16 +283,8 @@ def features(basis, g, s0, s1, p0, p1, W=None):
     else:
         P, pd = _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n)
     centre = g.species[s0:s1]
-    if S == 1:
-        blocks = [P[:, l * l:(l + 1) ** 2] @ W[l][0] for l in range(L)]  # (n, 2l+1, N) @ (N, C)
-    elif numba:  # each atom times its own centre species' weights, one compiled loop per l
-        blocks = [_kernels.species_mix(P[:, l * l:(l + 1) ** 2], W[l], centre) for l in range(L)]
-    else:
-        blocks = [np.empty((n, 2 * l + 1, C)) for l in range(L)]
-        for z in range(S):
-            sel = np.flatnonzero(centre == z)
-            for l in range(L):
-                blocks[l][sel] = P[sel, l * l:(l + 1) ** 2] @ W[l][z]  # (n_z, 2l+1, S N) @ (S N, C)
+    compiled = numba and mix_compiled(S, N, W.shape[3])
+    blocks = [mix(P[:, l * l:(l + 1) ** 2], W[l], centre, compiled) for l in range(L)]
     F0 = blocks[0] - basis.shift[centre][:, None, :]
     ind = np.zeros((n, 1, S))
     ind[np.arange(n), 0, centre] = 1.0
@@ -317,6 +315,52 @@ def _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n):
     return P, PairData(i=i, rows=rows, M=M, r=r, rhat=rhat, Y=Y, dY=dY, QQ=QQ, D=D, zj=None, QdQ=None)
 
 
+# the largest S N C (species x Chebyshev functions x channels) for which the compiled species
+# mixing is used, forward and transposed: compiled/numpy time per chunk in
+# benchmarks/results/bench_mix_20261201.txt was, forward, 0.36-0.76 up to S N C = 144, 0.84-1.06
+# at 576 (even) and 1.16-1.53 above; transposed 0.35-0.84 up to 576, 0.92 at 900, 1.46 at 1,024
+MIX_COMPILED_MAX = {False: 300, True: 600}
+
+
+def mix_compiled(n_species, n_basis, n_channels, transpose=False) -> bool:
+    """Whether :func:`mix` (``transpose``: :func:`mix_t`) takes the compiled loop, given that
+    numba imports: for shapes up to :data:`MIX_COMPILED_MAX`."""
+    return n_species * n_basis * n_channels <= MIX_COMPILED_MAX[bool(transpose)]
+
+
+def mix(P, Wl, centre, compiled):
+    """``F[a] = P[a] @ Wl[centre[a]]``: the moments ``P`` ``(n, 2l+1, S N)`` of one ``l`` times
+    each atom's own centre species' radial coefficients ``Wl`` ``(S, S N, C)``.  One species:
+    one GEMM.  Several: one GEMM per centre species on its atoms, gathered and scattered by
+    index, or with ``compiled`` the loop over the atoms of :func:`etnpot.kernels.species_mix`,
+    which skips that bookkeeping but is no BLAS (``benchmarks/bench_mix.py`` times both)."""
+    if len(Wl) == 1:
+        return P @ Wl[0]
+    if compiled:
+        return _kernels.species_mix(P, Wl, centre)
+    out = np.empty(P.shape[:2] + (Wl.shape[2],))
+    for z in range(len(Wl)):
+        sel = np.flatnonzero(centre == z)
+        out[sel] = P[sel] @ Wl[z]  # (n_z, 2l+1, S N) @ (S N, C)
+    return out
+
+
+def mix_t(G, Wl, centre, compiled):
+    """``H[a] = G[a, :, :C] @ Wl[centre[a]].T``, the transpose of :func:`mix` for the pull-back
+    (``G`` ``(n, 2l+1, C')``, ``C' >= C``: the species-indicator columns of ``l = 0`` are
+    ignored), through :func:`etnpot.kernels.species_mix_t` with ``compiled``."""
+    C = Wl.shape[2]
+    if len(Wl) == 1:
+        return G[:, :, :C] @ Wl[0].T
+    if compiled:
+        return _kernels.species_mix_t(G, Wl, centre)
+    out = np.empty(G.shape[:2] + (Wl.shape[1],))
+    for z in range(len(Wl)):
+        sel = np.flatnonzero(centre == z)
+        out[sel] = G[sel][:, :, :C] @ Wl[z].T  # (n_z, 2l+1, C) @ (C, S N)
+    return out
+
+
 def weights(basis):
     """``W[l][z_i]``: ``(S N, C)``, the radial coefficients ``pair_weights()[z_i, z, l, c, n]``
     with rows ``(z, n)``; ``W`` is one contiguous array ``(L, S, S N, C)``."""
@@ -331,20 +375,13 @@ def pair_gradients(basis, grad_blocks, pd: PairData, centre, W=None) -> np.ndarr
     batched product per chunk in the padded layout of :func:`features`, ``(2M, S N) @ (S N, K)``
     per atom (was: one ``(K, N) @ (N, 2)`` product per pair, 1.9x slower)."""
     W = weights(basis) if W is None else W
-    S, L, C, N = basis.n_species, basis.l_max + 1, basis.n_channels, basis.radial.n_basis
+    S, L, N = basis.n_species, basis.l_max + 1, basis.radial.n_basis
     K = L * L
     n = grad_blocks[0].shape[0]
     H = np.empty((n, K, S * N))
+    compiled = pd.QdQ is not None and mix_compiled(S, N, W.shape[3], transpose=True)
     for l in range(L):
-        out = H[:, l * l:(l + 1) ** 2]
-        if S == 1:
-            out[...] = grad_blocks[l][:, :, :C] @ W[l][0].T  # (n, 2l+1, C) @ (C, N)
-        elif pd.QdQ is not None:  # compiled, as the features (etnpot.kernels.species_mix_t)
-            out[...] = _kernels.species_mix_t(grad_blocks[l], W[l], centre)
-        else:
-            for z in range(S):
-                sel = np.flatnonzero(centre == z)
-                out[sel] = grad_blocks[l][sel][:, :, :C] @ W[l][z].T  # (n_z, 2l+1, C) @ (C, S N)
+        H[:, l * l:(l + 1) ** 2] = mix_t(grad_blocks[l], W[l], centre, compiled)
     if pd.QdQ is not None:  # the compiled loop over the pairs (etnpot.kernels)
         return _kernels.pair_gradients(pd.D, pd.r, pd.i, pd.zj, pd.Y, pd.dY, pd.QdQ, H.reshape(n, K, S, N))
     T = pd.QQ.reshape(n, 2 * pd.M, S * N) @ H.transpose(0, 2, 1)  # (n, 2M, K): rows (slot, Q or Q')
@@ -380,13 +417,39 @@ def contraction(pot) -> str:
 _CHOICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def chunk_atoms(pot, pairs_per_atom: float) -> int:
+    """Atoms per chunk of :func:`site_terms`: as many as keep the chunk's temporaries within
+    :data:`CHUNK_BYTES`, a power of two from :data:`CHUNK` to :data:`CHUNK_MAX`.
+
+    Counted per atom (float64): the dense tensor train's per-site ``E_s`` (``D_l D_r``), ``Z_s``
+    (``D_f D_r``) and environments, the input and its gradient (``2 D_f``), the moments and their
+    pull-back ``H`` (``2 K S N``); per pair the vector, length, harmonics and their gradients
+    (``4 K``), ``Q`` and ``Q'`` (``2 N``) and indices.  That is the compiled path's footprint; the
+    numpy reference's padded arrays and the extrapolation grade's site designs are not counted.
+    Every chunk has a fixed cost of numpy and Python calls whatever its size, a large share of a
+    small model's time, while a big model's temporaries leave the cache when the chunk grows
+    (Zuo Si d4: 62 kB per atom; the 362-parameter InP model: 13 kB; timings of fixed chunk sizes
+    by ``benchmarks/bench_step.py --set all --chunks``, ``benchmarks/results/step_chunks_20261201.txt``)."""
+    tt, b = pot.tt, pot.basis
+    K, S, N = (b.l_max + 1) ** 2, b.n_species, b.radial.n_basis
+    floats = 2 * K * S * N
+    for s in range(tt.order):
+        Dl, Df, Dr = _dense_shape(tt, s)
+        floats += Dl * Dr + Df * Dr + Dl + Dr
+    floats += 2 * Df + pairs_per_atom * (4 + 4 * K + 2 * N + 5)
+    size = CHUNK
+    while 2 * size <= CHUNK_MAX and 2 * size * floats * 8 <= CHUNK_BYTES:
+        size *= 2
+    return size
+
+
 def site_terms(pot, g, n_sites, need_grad=True, grades=False, dense=None):
     """Site energies (E0 excluded) of the first ``n_sites`` atoms of the graph ``g`` and, with
     ``need_grad``, the pair gradients ``dE_i/dr_ij`` of their pairs (the graph lists pairs sorted
     by ``i``; atoms from ``n_sites`` on are neighbours only, e.g. LAMMPS's ghost atoms).  Returns
     ``(site (n_sites,), gp (pairs of the sites, 3) or None, grades (n_sites,) or None, shortest
     pair distance, number of pairs closer than r_min (each counted from both ends))``.  Chunks
-    of :data:`CHUNK` atoms (``pot.chunk_size`` if smaller)."""
+    of :func:`chunk_atoms` atoms (``pot.chunk_size`` if smaller)."""
     from .memory import keep_freed_memory
 
     keep_freed_memory()  # the chunk temporaries are reused instead of page-faulted in every chunk
@@ -403,7 +466,8 @@ def site_terms(pot, g, n_sites, need_grad=True, grades=False, dense=None):
     r_min, d_min, n_close = basis.radial.r_min, np.inf, 0
     W = weights(basis)
     first = np.searchsorted(g.i, np.arange(0, n_sites + 1))
-    size = max(1, min(CHUNK, int(pot.chunk_size)))
+    # pairs per site: LAMMPS's ghost atoms (from n_sites on) have no pairs of their own
+    size = max(1, min(chunk_atoms(pot, first[n_sites] / max(n_sites, 1)), int(pot.chunk_size)))
     pos = np.cumsum([0] + [ir.dim * c for ir, c in tt.inputs])
     for s0 in range(0, n_sites, size):
         s1 = min(n_sites, s0 + size)

@@ -35,10 +35,12 @@ Both cost the same per pair whatever the number of species.
 features are ``F_i[lm, c] = sum_(z, n) P_i[lm, z, n] W[l, z_i, (z, n), c]``, the radial
 coefficients of the atom's own centre species, and the pull-back needs the transposed product
 ``H_i[lm, (z, n)] = sum_c g_i[lm, c] W[l, z_i, (z, n), c]``.  numpy does them as one GEMM per
-centre species and ``l`` on the atoms of that species, gathered and scattered back by index; for
-small models that bookkeeping cost as much as the products (about 200 µs per chunk of 256 atoms
-of the two-species InP model, ``benchmarks/bench_step.py --profile``).  One loop per ``l`` over the
-atoms of a chunk does the same products, ``K S N C`` per atom, without it.
+centre species and ``l`` on the atoms of that species, gathered and scattered back by index.
+One loop per ``l`` over the atoms of a chunk does the same products, ``K S N C`` per atom,
+without that bookkeeping, as a vectorized dot product per output (the weights transposed so
+that the sum runs over contiguous memory).  It is no BLAS, so for large ``S N C`` the
+per-species GEMMs win again; :func:`etnpot.evaluation.mix_compiled` chooses by the shape from
+the timings of ``benchmarks/bench_mix.py``.
 
 Two more passes over the pairs replace numpy's temporaries in the MD step: the reused neighbour
 list's vectors and cutoff filter (:func:`filter_pairs`, for :class:`etnpot.neighbors.VerletList`)
@@ -141,31 +143,31 @@ def _lengths_kernel(D, r):  # pragma: no cover - compiled
         r[e] = np.sqrt(D[e, 0] * D[e, 0] + D[e, 1] * D[e, 1] + D[e, 2] * D[e, 2])
 
 
-def _mix_kernel(P, W, centre, out):  # pragma: no cover - compiled
+def _mix_kernel(P, WT, centre, out):  # pragma: no cover - compiled (with reassociation: a vectorized dot)
     n, M, J = P.shape
-    C = W.shape[2]
+    C = WT.shape[1]
     for a in range(n):
         z = centre[a]
         for m in range(M):
             for c in range(C):
-                out[a, m, c] = 0.0
-            for j in range(J):
-                p = P[a, m, j]
-                for c in range(C):
-                    out[a, m, c] += p * W[z, j, c]
+                acc = 0.0
+                for j in range(J):
+                    acc += P[a, m, j] * WT[z, c, j]
+                out[a, m, c] = acc
 
 
-def _mix_t_kernel(G, W, centre, out):  # pragma: no cover - compiled
+def _mix_t_kernel(G, WT, centre, out):  # pragma: no cover - compiled
     n, M, J = out.shape
-    C = W.shape[2]
+    C = WT.shape[1]
     for a in range(n):
         z = centre[a]
         for m in range(M):
             for j in range(J):
-                acc = 0.0
-                for c in range(C):
-                    acc += G[a, m, c] * W[z, j, c]
-                out[a, m, j] = acc
+                out[a, m, j] = 0.0
+            for c in range(C):
+                g = G[a, m, c]
+                for j in range(J):  # contiguous in WT[z, c]: vectorized
+                    out[a, m, j] += g * WT[z, c, j]
 
 
 def _filter_kernel(pos, i, j, shifts, shift_id, rc2, I, J, D):  # pragma: no cover - compiled
@@ -190,14 +192,15 @@ def _scatter_kernel(i, j, gp, F):  # pragma: no cover - compiled
             F[b, c] -= gp[e, c]
 
 
-def _compile(fn):
+def _compile(fn, fastmath=False):
     """``numba.njit`` with the compiled code cached on disk; without a writable cache directory
-    (numba raises at decoration) the same without the cache."""
+    (numba raises at decoration) the same without the cache.  ``fastmath``: LLVM's flags, here
+    only reassociation (a sum in another order: the same to rounding), never the NaN/inf ones."""
     try:
-        return _numba.njit(cache=True, nogil=True)(fn)
+        return _numba.njit(cache=True, nogil=True, fastmath=fastmath)(fn)
     except RuntimeError as exc:  # pragma: no cover - read-only installs without a user cache
         log.info("numba cannot cache the pair kernels (%s); compiling them at every start", exc)
-        return _numba.njit(nogil=True)(fn)
+        return _numba.njit(nogil=True, fastmath=fastmath)(fn)
 
 
 if _numba is not None:
@@ -205,7 +208,7 @@ if _numba is not None:
     _gradients_kernel = _compile(_gradients_kernel)
     _filter_kernel = _compile(_filter_kernel)
     _lengths_kernel = _compile(_lengths_kernel)
-    _mix_kernel = _compile(_mix_kernel)
+    _mix_kernel = _compile(_mix_kernel, fastmath={"reassoc", "contract"})
     _mix_t_kernel = _compile(_mix_t_kernel)
     _scatter_kernel = _compile(_scatter_kernel)
 
@@ -244,7 +247,9 @@ def pair_lengths(D):
 
 
 def _check_centre(centre, n_atoms, n_species):
-    if n_atoms and not (len(centre) == n_atoms and 0 <= centre.min() and centre.max() < n_species):
+    if len(centre) != n_atoms:
+        raise IndexError(f"{len(centre)} centre species for {n_atoms} atoms")
+    if n_atoms and not (0 <= centre.min() and centre.max() < n_species):
         raise IndexError(f"centre species out of range: {len(centre)} atoms, species {centre.min()}..{centre.max()} "
                          f"of {n_species}")
 
@@ -253,9 +258,11 @@ def species_mix(P, W, centre):
     """``F`` ``(n, M, C)``: ``F[a, m, c] = sum_j P[a, m, j] W[centre[a], j, c]``, each atom's
     moments ``P`` ``(n, M, J)`` times the weights ``W`` ``(S, J, C)`` of its own centre species."""
     n, M, J = P.shape
+    if W.shape[1] != J:
+        raise ValueError(f"species_mix: moments of width {J}, weights of {W.shape[1]} rows")
     _check_centre(centre, n, W.shape[0])
     out = np.empty((n, M, W.shape[2]))
-    _mix_kernel(P, W, np.ascontiguousarray(centre, dtype=np.int64), out)
+    _mix_kernel(P, np.ascontiguousarray(W.transpose(0, 2, 1)), np.ascontiguousarray(centre, dtype=np.int64), out)
     return out
 
 
@@ -269,7 +276,7 @@ def species_mix_t(G, W, centre):
         raise ValueError(f"species_mix_t: G has {G.shape[2]} channels, the weights {C}")
     _check_centre(centre, n, S)
     out = np.empty((n, M, J))
-    _mix_t_kernel(G, W, np.ascontiguousarray(centre, dtype=np.int64), out)
+    _mix_t_kernel(G, np.ascontiguousarray(W.transpose(0, 2, 1)), np.ascontiguousarray(centre, dtype=np.int64), out)
     return out
 
 

@@ -91,6 +91,37 @@ def test_fast_equals_reference(name, kernel):
     _close(ref, _run(pot, configs, "dense", chunk=3))  # chunks that split configurations
 
 
+@pytest.mark.parametrize("name", ["d3_l1_r3_InP", "species_rank_1"])
+def test_compiled_pair_kernels_with_numpy_species_mixing(name, monkeypatch):
+    """With the compiled pair kernels but the species mixing above its compiled size
+    (``MIX_COMPILED_MAX``), the fast path still equals the reference."""
+    monkeypatch.setattr(etnpot.kernels, "MODE", "numba")
+    monkeypatch.setattr(evaluation, "MIX_COMPILED_MAX", {False: 0, True: 0})
+    pot = _model(name)
+    configs = _configs(pot.species)
+    ref = _run(pot, configs, "reference")
+    _close(ref, _run(pot, configs, "dense", chunk=3))
+
+
+def test_chunks_count_the_pairs_of_the_sites_only(monkeypatch):
+    """``site_terms`` sizes its chunks from the pairs per *site* (LAMMPS's ghost atoms, listed
+    after the sites, have none of their own), and ``pot.chunk_size`` still caps the chunk."""
+    pot = _model("d3_l1_r3_InP")
+    g = etnpot.neighbors.build_graph(_configs(pot.species)[:1], pot.basis.r_cut, pot.species_index)
+    n_sites = g.n_atoms // 2
+    seen, calls = [], []
+    real_chunk, real_features = evaluation.chunk_atoms, evaluation.features
+    monkeypatch.setattr(evaluation, "chunk_atoms", lambda p, ppa: seen.append(ppa) or real_chunk(p, ppa))
+    monkeypatch.setattr(evaluation, "features", lambda *a: calls.append(a[2:4]) or real_features(*a))
+    evaluation.site_terms(pot, g, n_sites)
+    assert seen == [pytest.approx(np.searchsorted(g.i, n_sites) / n_sites)]
+    assert len(calls) == 1
+    pot.chunk_size = 5
+    calls.clear()
+    evaluation.site_terms(pot, g, n_sites)
+    assert [c[1] - c[0] for c in calls] == [5] * (n_sites // 5) + ([n_sites % 5] if n_sites % 5 else [])
+
+
 def test_dense_transfer_equals_block_sparse_contraction(rng):
     """DenseTT on its own: value and input gradient of the block-sparse tensor train."""
     pot = _model("unnatural_parity")
@@ -218,3 +249,18 @@ def test_compiled_species_mixing_equals_its_definition():
         etnpot.kernels.species_mix_t(G[:, :, :C - 1], W, centre)
     D = rng.normal(size=(50, 3))
     np.testing.assert_allclose(etnpot.kernels.pair_lengths(D), np.linalg.norm(D, axis=1), rtol=1e-15)
+
+
+def test_chunk_size_follows_the_models_temporaries(monkeypatch):
+    """``chunk_atoms`` gives small models larger chunks (their fixed per-chunk cost is a large
+    share of their time), large models the smallest, always a power of two in
+    [CHUNK, CHUNK_MAX]; with a tiny byte budget every model gets CHUNK."""
+    small = etnpot.ETNPotential.random(["In", "P"], r_cut=5.0, order=3, l_max=1, rank=2, n_basis=4, seed=0)
+    large = etnpot.ETNPotential.random(["Si"], r_cut=5.0, order=4, l_max=2, rank=3, n_basis=6, seed=0)
+    cs, cl = evaluation.chunk_atoms(small, 27.0), evaluation.chunk_atoms(large, 28.0)
+    assert cl == evaluation.CHUNK and cs > cl
+    for c in (cs, cl):
+        assert evaluation.CHUNK <= c <= evaluation.CHUNK_MAX and c & (c - 1) == 0
+    assert evaluation.chunk_atoms(small, 0.0) >= cs  # fewer pairs, no smaller chunk
+    monkeypatch.setattr(evaluation, "CHUNK_BYTES", 1)
+    assert evaluation.chunk_atoms(small, 27.0) == evaluation.CHUNK

@@ -14,9 +14,12 @@ forces, as an MD step does.  Prints the median wall µs/atom of ``--steps`` step
 warm-up steps, one BLAS thread.  ``--etn-path`` puts another etnpot first on ``sys.path`` (run
 the two alternately, pinned to one core, and compare the medians).  ``--profile`` prints the
 ``cProfile`` functions with the most own time over 20 steps of the InP model.  ``--chunks``
-times each model with each fixed number of atoms per chunk and with the automatic choice
-(:func:`etnpot.evaluation.chunk_atoms`), interleaved over ``--rounds`` rounds in one process, and
-prints the median over the rounds of each variant's median step.
+times each model with each fixed number of atoms per chunk, with the automatic choice
+(:func:`etnpot.evaluation.chunk_atoms`, "auto") and with the settings of the code before it
+("old": 256 atoms and numpy's per-species GEMMs for the species mixing, ``MIX_COMPILED_MAX`` 0),
+interleaved over ``--rounds`` rounds in one process (so that the machine's drift hits every
+variant alike), and prints the median over the rounds of each variant's median step and the
+ratio auto / old.
 """
 import argparse
 import os
@@ -95,6 +98,7 @@ def compare_chunks(args, np, time, threadpool_limits, etnpot, make_cell):
     if not hasattr(evaluation, "chunk_atoms"):
         raise SystemExit("--chunks needs an etnpot whose evaluation chooses its chunk (evaluation.chunk_atoms)")
     auto = evaluation.chunk_atoms
+    mix_on, mix_off = dict(evaluation.MIX_COMPILED_MAX), {False: 0, True: 0}
     for path, cell in MODELS[args.set]:
         pot = etnpot.load(os.path.join(ROOT, path))
         pot.chunk_size = max([pot.chunk_size] + list(args.chunks))  # the cap must not hide a fixed size
@@ -104,8 +108,9 @@ def compare_chunks(args, np, time, threadpool_limits, etnpot, make_cell):
         res = {}
         with threadpool_limits(1):
             for _ in range(args.rounds):
-                for c in ["auto"] + list(args.chunks):
-                    evaluation.chunk_atoms = auto if c == "auto" else (lambda pot, ppa, c=c: c)
+                for c in ["auto", "old"] + list(args.chunks):
+                    evaluation.chunk_atoms = auto if c == "auto" else (lambda pot, ppa, c=256 if c == "old" else c: c)
+                    evaluation.MIX_COMPILED_MAX = mix_off if c == "old" else mix_on
                     ts = []
                     for k in range(args.steps + 2):
                         atoms.positions += 0.001 * rng.standard_normal(atoms.positions.shape)
@@ -114,14 +119,16 @@ def compare_chunks(args, np, time, threadpool_limits, etnpot, make_cell):
                         if k >= 2:
                             ts.append(time.perf_counter() - t)
                     res.setdefault(c, []).append(np.median(ts) / len(atoms) * 1e6)
-        evaluation.chunk_atoms = auto
+        evaluation.chunk_atoms, evaluation.MIX_COMPILED_MAX = auto, mix_on
         from etnpot.neighbors import build_graph
 
         g = build_graph([atoms], pot.basis.r_cut, pot.species_index)
         chosen = auto(pot, len(g.i) / g.n_atoms)
         print(f"{os.path.basename(path)} {len(atoms)} atoms, µs/atom (median of {args.rounds} rounds' medians): "
               + ", ".join(f"{c}{' (' + str(chosen) + ')' if c == 'auto' else ''} {np.median(v):.2f}"
-                          for c, v in res.items()), flush=True)
+                          for c, v in res.items())
+              + f"; auto / old {np.median(np.array(res['auto']) / np.array(res['old'])):.2f} (median of the rounds' ratios)",
+              flush=True)
 
 
 if __name__ == "__main__":

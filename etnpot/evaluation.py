@@ -317,8 +317,9 @@ def _padded_moments(basis, g, p0, p1, D, r, Y, dY, i, n):
 
 # the largest S N C (species x Chebyshev functions x channels) for which the compiled species
 # mixing is used, forward and transposed: compiled/numpy time per chunk in
-# benchmarks/results/bench_mix_20261201.txt was, forward, 0.36-0.76 up to S N C = 144, 0.84-1.06
-# at 576 (even) and 1.16-1.53 above; transposed 0.35-0.84 up to 576, 0.92 at 900, 1.46 at 1,024
+# benchmarks/results/bench_mix_20261201.txt (idle) was, forward, 0.34-0.76 up to S N C = 144,
+# 0.91-1.06 at 576 (even) and 1.15-1.16 above; transposed 0.30-0.74 up to 576, 0.98 at 900 and
+# 1.59 at 1,024
 MIX_COMPILED_MAX = {False: 300, True: 600}
 
 
@@ -428,8 +429,11 @@ def chunk_atoms(pot, pairs_per_atom: float) -> int:
     numpy reference's padded arrays and the extrapolation grade's site designs are not counted.
     Every chunk has a fixed cost of numpy and Python calls whatever its size, a large share of a
     small model's time, while a big model's temporaries leave the cache when the chunk grows
-    (Zuo Si d4: 62 kB per atom; the 362-parameter InP model: 13 kB; timings of fixed chunk sizes
-    by ``benchmarks/bench_step.py --set all --chunks``, ``benchmarks/results/step_chunks_20261201.txt``)."""
+    (Zuo Si d4: 62 kB per atom, 256 atoms; the 362-parameter InP model: 13 kB, 1,024 atoms).
+    ``benchmarks/bench_step.py --set all --chunks 512`` times this choice against 256 atoms with
+    numpy's species mixing (the code before), interleaved in one process: MD step time 0.78 for
+    that InP model, 0.89 for InP l_max 1 (930 p), 0.90-1.00 for the others
+    (``benchmarks/results/step_chunks_20261201.txt``)."""
     tt, b = pot.tt, pot.basis
     K, S, N = (b.l_max + 1) ** 2, b.n_species, b.radial.n_basis
     floats = 2 * K * S * N

@@ -46,19 +46,44 @@ def environment_codes(graph, n_species: int, r_cut: float) -> np.ndarray:
     return (graph.species.astype(np.int64) << S) | mask
 
 
+# the last few results of record_species_environments, keyed by the configurations' content
+# (numbers, positions, cell, periodicity: a hash of each), the species and the cutoff: one `etnpot
+# fit` asks for the same training data several times (every fitter of a size choice or a growth
+# step, the workflow, the active set), and each answer costs a neighbour pass over all of it,
+# against one pass over the arrays for the key
+_RECORDED: list = []
+_RECORDED_MAX = 4
+
+
+def _fingerprint(atoms) -> tuple:
+    return (hash(np.ascontiguousarray(atoms.numbers).tobytes()), hash(np.ascontiguousarray(atoms.positions).tobytes()),
+            hash(np.asarray(atoms.cell).tobytes()), tuple(bool(p) for p in atoms.pbc))
+
+
 def record_species_environments(potential, configs, chunk_atoms: int = D.FIT["chunk_atoms"]) -> list:
     """Store (and return) the sorted species environments of the atoms of ``configs``
-    (configurations or ``ase.Atoms``) in ``potential.metadata["species_environments"]``."""
+    (configurations or ``ase.Atoms``) in ``potential.metadata["species_environments"]``.  The
+    same structures (by content) with the same species and cutoff reuse a recent answer: the
+    environments depend on nothing else."""
     from .data import batches_by_atoms
 
+    configs = list(configs)
+    key = (tuple(potential.species), float(potential.r_cut),
+           tuple(_fingerprint(getattr(c, "atoms", c)) for c in configs))
+    for k, codes in _RECORDED:
+        if k == key:
+            potential.metadata[KEY] = list(codes)
+            return list(codes)
     seen = set()
     if len(potential.species) > 1:
         for batch in batches_by_atoms(configs, chunk_atoms, lambda c: len(getattr(c, "atoms", c))):
             g = potential.graph([c.atoms if hasattr(c, "atoms") else c for c in batch])
             seen.update(int(v) for v in np.unique(environment_codes(g, len(potential.species), potential.r_cut)))
     codes = sorted(seen)
-    potential.metadata[KEY] = codes
-    return codes
+    _RECORDED.append((key, codes))
+    del _RECORDED[:-_RECORDED_MAX]
+    potential.metadata[KEY] = list(codes)
+    return list(codes)
 
 
 def unseen_environment_codes(potential, graph):

@@ -137,3 +137,22 @@ def test_eval_counts_unseen_environments_per_configuration(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "d.xyz"), "--json", str(tmp_path / "e.json")]) == 0
     table = json.loads((tmp_path / "e.json").read_text())
     assert table["unseen_species_environments"] == {"atoms": sum(expect), "configurations": 2}
+
+
+def test_recording_the_same_structures_again_reuses_the_answer(monkeypatch):
+    """A second record of the same structures (species, cutoff) does no neighbour pass; changed
+    content (a moved atom far enough to change a neighbour set, a new species) is recomputed."""
+    pot = _model()
+    train = [_cell(["Cu", "Ag"], s) for s in range(2)]
+    first = record_species_environments(pot, train)
+    calls = []
+    real = pot.graph
+    monkeypatch.setattr(pot, "graph", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert record_species_environments(pot, [a.copy() for a in train]) == first and calls == []
+    assert pot.metadata["species_environments"] == first
+    changed = [a.copy() for a in train]
+    changed[0].symbols[0] = "Au"  # a new species in one cell: a new answer
+    again = record_species_environments(pot, changed)
+    assert calls and again != first
+    other = _model()  # another model of the same species and cutoff gets the record too
+    assert record_species_environments(other, train) == first and other.metadata["species_environments"] == first

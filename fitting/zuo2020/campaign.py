@@ -45,6 +45,9 @@ VARIANTS = {
     "ridge3": {"ridge": 1e-3},
     "l4s1e3": {"l_max": 4, "stress": 1000.0},
     "l4e1e5": {"l_max": 4, "energy": 100000.0},
+    # the cutoff that 3-fold cross-validation chose for Ge (Ge_cvrc.toml)
+    "l3rc6": {"l_max": 3, "r_cut": 6.0},
+    "l4rc6": {"l_max": 4, "r_cut": 6.0},
 }
 
 

@@ -11,8 +11,8 @@ errors next to the published test MAEs of GAP and MTP (Zuo et al., J. Phys. Chem
 validation MAE (``validation_score``): the MAE is the benchmark's measure, and the RMSE of a
 20-configuration validation split is set by its one or two worst configurations (Si l_max 3:
 validation F RMSE 1.32x the base's, MAE 0.92x; test MAE 0.85x).  Where an element has a
-cross-validated scan (``CROSS_VALIDATED``: Mo, whose 10 % split holds none of its surfaces), the
-same score on the folds' mean validation MAEs chooses instead.  A second table (``levers.md``) lists every campaign
+cross-validated scan (``CROSS_VALIDATED``: Mo and Ge, whose 10 % splits hold none of their
+surfaces), the same score on the folds' mean validation MAEs chooses instead.  A second table (``levers.md``) lists every campaign
 variant (``campaign.py``) against its element's base, on validation.
 """
 import argparse
@@ -50,42 +50,53 @@ def reports():
 
 # elements whose model is chosen by k-fold cross-validation (``etnpot scan El_cv.toml``, folds
 # stratified by config type) instead of the single 10 % validation split: the rows of the scans
-# (the same folds: the same data and seed), keyed by (l_max, ridge, energy weight), map to the
-# campaign fits of the same settings on the standard split.  A scan that does not vary a setting
-# ran at its config's value: ridge 1e-8 and energy weight 3e4 in both Mo scans.
-CROSS_VALIDATED = {"Mo": (["Mo_cv", "Mo_cvE"], {(3, 1e-8, 3e4): "Mo_l3", (4, 1e-8, 3e4): "Mo_l4",
-                                                (4, 1e-5, 3e4): "Mo_l4r5", (4, 1e-8, 1e5): "Mo_l4e1e5"})}
+# (the same folds: the same data and seed), keyed by (l_max, ridge, energy weight, r_cut), map to
+# the campaign fits of the same settings on the standard split.  A scan that does not vary a
+# setting ran at its config's value: ridge 1e-8, energy weight 3e4 and r_cut 5 Å unless varied.
+# Where a row maps to several fits (Ge: the folds compared the cutoffs at l_max 3; l_max 3 and 4
+# were compared on the single split before), the single split's score chooses among those.
+CROSS_VALIDATED = {"Mo": (["Mo_cv", "Mo_cvE"], {(3, 1e-8, 3e4, 5.0): ("Mo_l3",), (4, 1e-8, 3e4, 5.0): ("Mo_l4",),
+                                                (4, 1e-5, 3e4, 5.0): ("Mo_l4r5",),
+                                                (4, 1e-8, 1e5, 5.0): ("Mo_l4e1e5",)}),
+                   "Ge": (["Ge_cvrc"], {(3, 1e-8, 3e4, 5.0): ("Ge_l3", "Ge_l4"),
+                                        (3, 1e-8, 3e4, 6.0): ("Ge_l3rc6", "Ge_l4rc6")})}
 
 
 def _cv_key(row):
-    return row["l_max"], row.get("fit.ridge", 1e-8), row.get("weights.energy", 3e4)
+    """(l_max, ridge, energy weight, r_cut) of a scan row: its varied settings, else its scan config's."""
+    c = row["_config"]
+    return (row.get("l_max", c["model"]["l_max"]), row.get("fit.ridge", c["fit"]["ridge"]),
+            row.get("weights.energy", c["weights"]["energy"]), row.get("r_cut", c["model"]["r_cut"]))
 
 
 def cross_validated(el):
-    """``(chosen campaign fit or None, table lines)`` of the element's cross-validated scans, by
-    the same score as :func:`validation_score` on the folds' mean validation MAEs; ``None`` where
-    the element has no such scan."""
+    """``(campaign fits of the chosen row, table lines)`` of the element's cross-validated scans,
+    by the same score as :func:`validation_score` on the folds' mean validation MAEs; ``None``
+    where the element has no such scan."""
     spec = CROSS_VALIDATED.get(el)
     paths = [os.path.join(HERE, name, "scan.json") for name in spec[0]] if spec else []
     if not paths or not all(os.path.exists(p) for p in paths):
         return None
-    rows = [r for p in paths for r in json.load(open(p))]
+    rows = []
+    for name, p in zip(spec[0], paths):  # each row with the settings its scan did not vary
+        config = load_config(os.path.join(HERE, f"{name}.toml"))
+        rows += [r | {"_config": config} for r in json.load(open(p))]
     for r in rows:  # the folds' mean, per config type too (a scan.json written before those means)
         r["validation"] = mean_error_table(r["folds"])
     e0 = min(r["validation"]["energy"]["mae"] for r in rows)
     f0 = min(r["validation"]["forces"]["mae"] for r in rows)
     score = [r["validation"]["energy"]["mae"] / e0 + r["validation"]["forces"]["mae"] / f0 for r in rows]
     best = min(range(len(rows)), key=score.__getitem__)
-    chosen = spec[1].get(_cv_key(rows[best]))
+    chosen = spec[1].get(_cv_key(rows[best]), ())
     lines = [f"{el}: chosen by {len(rows[best]['folds'])}-fold cross-validation (`etnpot scan` "
              f"{', '.join(f'`{n}.toml`' for n in spec[0])}; mean validation MAE over the folds, E meV/atom / "
              "F eV/Å; folds stratified by config type)", "",
-             "| l_max | ridge | energy weight | campaign fit | mean val E MAE | mean val F MAE | "
-             "mean val Surface E MAE | score |", "|---|---|---|---|---|---|---|---|"]
+             "| l_max | ridge | energy weight | r_cut | campaign fits | mean val E MAE | mean val F MAE | "
+             "mean val Surface E MAE | score |", "|---|---|---|---|---|---|---|---|---|"]
     for k, r in enumerate(rows):
         surf = (r["validation"].get("by_config_type") or {}).get("Surface", {}).get("energy")
-        l_max, ridge, energy = _cv_key(r)
-        lines.append(f"| {l_max} | {ridge:g} | {energy:g} | {spec[1].get(_cv_key(r), '(none)')} | "
+        l_max, ridge, energy, r_cut = _cv_key(r)
+        lines.append(f"| {l_max} | {ridge:g} | {energy:g} | {r_cut:g} | {', '.join(spec[1].get(_cv_key(r), ('(none)',)))} | "
                      f"{r['validation']['energy']['mae']:.2f} | {r['validation']['forces']['mae']:.4f} | "
                      f"{surf['mae'] if surf else float('nan'):.2f} | {score[k]:.3f}"
                      f"{' (chosen)' if k == best else ''} |")
@@ -145,8 +156,13 @@ def main():
         cv = cross_validated(el)
         if cv is not None:
             cv_lines += cv[1] + [""]
-            if cv[0] in dict(cands):
-                name, r = cv[0], dict(cands)[cv[0]]
+            fitted = [(n, dict(cands)[n]) for n in cv[0] if n in dict(cands)]
+            if fitted:  # the row's campaign fits, the single split's score among them
+                among = validation_score(fitted)
+                name, r = min(fitted, key=lambda nr: among[nr[0]])
+                if len(fitted) > 1:
+                    cv_lines += [f"{el}: of the chosen row's fits ({', '.join(n for n, _ in fitted)}), the validation "
+                                 f"split's score chose {name}", ""]
             else:
                 cv_lines += [f"(the cross-validated choice has no campaign fit on the standard split; {name} is "
                              "the single-split choice)", ""]

@@ -8,7 +8,8 @@ untracked fits in progress do not enter, and evaluates nothing but the cost coun
 * the Zuo lever ratios that the README quotes: l_max 3 against each element's reference (the
   order-4, l_max 2 base where one was fitted, else the order-3 model, as ``levers.md``), and
   l_max 4 against l_max 3, on validation MAE, with the ratios of the reports' ``fit_seconds``;
-* the Ge l_max 4 test split without its surface configuration, and the validation sizes;
+* the Ge test split without its surface configuration (l_max 3 and 4, r_cut 5 and 6 Å), and the
+  validation sizes;
 * the peak memory that reports record (``peak_rss_mb``);
 * the size of every committed model file, and of the grade files beside the chosen Zuo models
   where they exist in the checkout (they are not committed);
@@ -25,7 +26,7 @@ from etnpot.evaluation import choose, cost_counts
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 ZUO = "fitting/zuo2020"
-CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4e1e5", "Si_l3", "Ge_l4"]  # fitting/zuo2020/results.md
+CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4e1e5", "Si_l3", "Ge_l4rc6"]  # fitting/zuo2020/results.md
 
 
 def tracked(pattern):
@@ -67,23 +68,20 @@ def levers():
 
 
 def ge_test():
-    r = report("Ge_l4")
-    t = r["test"]
-    n, e = t["n_configs"], t["energy"]["mae"]
-    s = t["by_config_type"]["Surface"]
-    rest = (n * e - s["n_configs"] * s["energy"]["mae"]) / (n - s["n_configs"])
-    print("## Ge l_max 4, test split (Ge_l4.report.json)\n")
-    print(f"energy MAE {e:.3f} meV/atom over {n} configurations; the surface configuration "
-          f"({s['n_configs']}) {s['energy']['mae']:.2f}, adding {(e - rest):.2f}; the other "
-          f"{n - s['n_configs']} average {rest:.3f}")
-    r3 = report("Ge_l3")
-    t3 = r3["test"]
-    s3 = t3["by_config_type"]["Surface"]
-    rest3 = (t3["n_configs"] * t3["energy"]["mae"] - s3["n_configs"] * s3["energy"]["mae"]) / (t3["n_configs"] - s3["n_configs"])
-    print(f"Ge l_max 3: the other {t3['n_configs'] - s3['n_configs']} average {rest3:.3f}")
-    print("test energy MAE by config type, l_max 3 -> l_max 4: " + ", ".join(
-        f"{k} {t3['by_config_type'][k]['energy']['mae']:.2f} -> {v['energy']['mae']:.2f}"
-        for k, v in t["by_config_type"].items()))
+    print("## Ge, test split: the share of the one surface configuration (Ge_*.report.json)\n")
+    for name in ("Ge_l3", "Ge_l4", "Ge_l3rc6", "Ge_l4rc6"):
+        t = report(name)["test"]
+        n, e = t["n_configs"], t["energy"]["mae"]
+        s = t["by_config_type"]["Surface"]
+        rest = (n * e - s["n_configs"] * s["energy"]["mae"]) / (n - s["n_configs"])
+        print(f"{name}: energy MAE {e:.3f} meV/atom over {n} configurations; the surface configuration "
+              f"({s['n_configs']}) {s['energy']['mae']:.2f}, adding {(e - rest):.2f}; the other "
+              f"{n - s['n_configs']} average {rest:.3f}")
+    for a, b in (("Ge_l3", "Ge_l4"), ("Ge_l4", "Ge_l4rc6")):
+        ta, tb = report(a)["test"], report(b)["test"]
+        print(f"test energy MAE by config type, {a} -> {b}: " + ", ".join(
+            f"{k} {ta['by_config_type'][k]['energy']['mae']:.2f} -> {v['energy']['mae']:.2f}"
+            for k, v in tb["by_config_type"].items()))
     print("validation configurations: " + ", ".join(
         f"{el} {report(el + '_d3_r3')['validation']['n_configs']}" for el in ["Ni", "Cu", "Li", "Mo", "Si", "Ge"]))
     print()

@@ -26,7 +26,7 @@ from etnpot.evaluation import choose, cost_counts
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 ZUO = "fitting/zuo2020"
-CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4e1e5", "Si_l3", "Ge_l4rc6"]  # fitting/zuo2020/results.md
+CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4e1e5", "Si_l3rc6", "Ge_l4rc6"]  # fitting/zuo2020/results.md
 
 
 def tracked(pattern):

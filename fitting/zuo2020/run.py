@@ -12,7 +12,7 @@ validation MAE (``validation_score``): the MAE is the benchmark's measure, and t
 20-configuration validation split is set by its one or two worst configurations (Si l_max 3:
 validation F RMSE 1.32x the base's, MAE 0.92x; test MAE 0.85x).  Where an element has a
 cross-validated scan (``CROSS_VALIDATED``: Mo and Ge, whose 10 % splits hold none of their
-surfaces), the same score on the folds' mean validation MAEs chooses instead.  A second table (``levers.md``) lists every campaign
+surfaces, and Si's cutoff), the same score on the folds' mean validation MAEs chooses instead.  A second table (``levers.md``) lists every campaign
 variant (``campaign.py``) against its element's base, on validation.
 """
 import argparse
@@ -59,7 +59,9 @@ CROSS_VALIDATED = {"Mo": (["Mo_cv", "Mo_cvE"], {(3, 1e-8, 3e4, 5.0): ("Mo_l3",),
                                                 (4, 1e-5, 3e4, 5.0): ("Mo_l4r5",),
                                                 (4, 1e-8, 1e5, 5.0): ("Mo_l4e1e5",)}),
                    "Ge": (["Ge_cvrc"], {(3, 1e-8, 3e4, 5.0): ("Ge_l3", "Ge_l4"),
-                                        (3, 1e-8, 3e4, 6.0): ("Ge_l3rc6", "Ge_l4rc6")})}
+                                        (3, 1e-8, 3e4, 6.0): ("Ge_l3rc6", "Ge_l4rc6")}),
+                   "Si": (["Si_cvrc", "Si_cvrc6"], {(3, 1e-8, 3e4, 5.0): ("Si_l3",),
+                                                    (3, 1e-8, 3e4, 6.0): ("Si_l3rc6",)})}
 
 
 def _cv_key(row):

@@ -15,7 +15,9 @@ from etnpot.sizing import training_rows
 from etnpot.workflow import read_splits
 
 HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zuo2020")
-CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4", "Si_l3", "Ge_l4"]  # fitting/zuo2020/results.md
+# fitting/zuo2020/results.md; the same shapes and training data as Mo_l4, Si_l3 and Ge_l4 before
+# them, so the same rows per parameter
+CHOSEN = ["Ni_l4", "Cu_d3_r3", "Li_l3", "Mo_l4e1e5", "Si_l3rc6", "Ge_l4rc6"]
 
 if __name__ == "__main__":
     for name in CHOSEN:

@@ -23,6 +23,7 @@ Sections and keys (all but ``data.train`` optional)::
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
     size_to_data = true                   # thin data (< 5 rows per parameter): also fit lower l_max, keep the best on validation
+    try_order4 = "auto"                   # several species, order 3: also fit order 4 at rank - 1, keep the best on validation
 
     [weights]
     energy = 30000.0; forces = 1.0; stress = 0.0
@@ -65,7 +66,7 @@ DEFAULTS = {
              "config_type_key": "config_type", "shear_order": None},
     "model": {"species": None, **D.MODEL},
     "fit": {**D.FIT, "init": D.INIT["init"], "init_noise": D.INIT["noise"], "e0": D.E0, "active_set": D.ACTIVE_SET,
-            "size_to_data": D.SIZE_TO_DATA},
+            "size_to_data": D.SIZE_TO_DATA, "try_order4": D.TRY_ORDER4},
     "weights": {**D.WEIGHTS, "config_types": {}},
     "output": {"model": "model.etn", "checkpoint": None, "report": None},
     "distributed": {"scheduler": "", "n_workers": 2},
@@ -116,6 +117,9 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
         merged = dict(defaults)
         merged.update(given)
         out[section] = merged
+    # the [model] keys the config names itself (the rest are defaults): [fit] try_order4 = "auto"
+    # only offers order 4 where neither order nor rank was asked for
+    out["_model_given"] = sorted(cfg.get("model", {}))
     for key in ("train", "validation", "test"):
         v = out["data"][key]
         out["data"][key] = [v] if isinstance(v, str) else list(v)
@@ -142,6 +146,8 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: [fit] sweeps must be an integer >= 1, got {f['sweeps']!r}")
     if not isinstance(f["size_to_data"], bool):
         raise ConfigError(f"{source}: [fit] size_to_data must be true or false, got {f['size_to_data']!r}")
+    if not (isinstance(f["try_order4"], bool) or f["try_order4"] == "auto"):
+        raise ConfigError(f'{source}: [fit] try_order4 must be "auto", true or false, got {f["try_order4"]!r}')
     for key in ("ridge", "species_tie"):
         if key == "species_tie" and f[key] == "auto":
             continue

@@ -27,7 +27,7 @@ training configuration instead of one 10 % split, whose few configurations can m
 config type (Zuo Mo: no surface among its 19).  The row's model file, parameters, bonds and
 evaluation time are those of fold 0's model, trained on ``(K-1)/K`` of the training data: refit
 the chosen combination on all of it (``etnpot fit``) for use.  A scan fits every row with
-``size_to_data`` off (the scan itself is the sizing).  With matplotlib installed (``etnpot[plot]``) it also draws the
+``size_to_data`` and ``try_order4`` off (the scan itself is the sizing).  With matplotlib installed (``etnpot[plot]``) it also draws the
 error against the parameters (front marked), the error against the evaluation cost, and parity
 plots of the chosen model.
 """
@@ -120,7 +120,7 @@ def scan(cfg: dict, data_dir=None, progress: bool = False, out=None) -> list[dic
         for key, v in setting.items():
             section, _, name = key.rpartition(".")
             c.setdefault(section or "model", {})[name] = v
-        c.setdefault("fit", {})["size_to_data"] = False  # each row is the model it names: the scan is the sizing
+        c.setdefault("fit", {}).update(size_to_data=False, try_order4=False)  # each row is the model it names
         name = "_".join(f"{k.rpartition('.')[2]}{v}" for k, v in setting.items()) or "model"
         t0 = time.perf_counter()
         fitted = []

@@ -14,6 +14,18 @@ only; the larger model is kept where it validates better.  ``[fit] size_to_data 
 switches it off; a ``[grow]`` section or a distributed fit does not use it.  A resumed fit
 resumes the configured model from its checkpoint, then fits the smaller candidates afresh, so it
 saves the model of an uninterrupted fit.
+
+**Order 4 at a lower rank** (:func:`order4_alternative`, ``[fit] try_order4``).  The centre
+atom's species enters the features only through the species-indicator channels of ``l = 0``
+(:mod:`etnpot.features`), which take one site of the tensor train.  At order 3 a term with three
+neighbour densities has no site left for it, so its coefficient is shared by every centre
+species; at order 4 it is not.  With several species, order 4 at rank ``r - 1`` has fewer
+parameters than order 3 at rank ``r`` and was the better on validation on InP (two species, at
+<= 1,000 parameters, ``fitting/inp/README.md``) and on a five-species EMT set at 4,800 atoms, but
+worse in domain on a four-metal set of elements and binaries (``fitting/sizing/README.md``).  So
+with ``try_order4 = "auto"`` (the default) a fit of an order-3 model with an integer rank and
+several species also fits that alternative (sized to the data like the model) and keeps the
+candidate with the lowest validation loss.  ``true`` does it for one species too; ``false`` never.
 """
 from __future__ import annotations
 
@@ -23,7 +35,7 @@ from . import defaults as D
 
 log = logging.getLogger(__name__)
 
-__all__ = ["rows", "training_rows", "smaller_models"]
+__all__ = ["rows", "training_rows", "smaller_models", "order4_alternative", "candidates"]
 
 
 def rows(n_conf: int, n_atoms: int, weights) -> int:
@@ -57,4 +69,29 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
             log.info("size_to_data: no l_max %d candidate (%s)", m["l_max"], exc)
             break
         out.append(m)
+    return out
+
+
+def order4_alternative(species, model: dict, mode=D.TRY_ORDER4):
+    """The ``[model]`` keyword arguments of the order-4 alternative to ``model`` (order 4, rank
+    ``rank - 1``), or ``None`` where ``mode`` (``"auto"``, ``True``, ``False``) does not ask for
+    one: ``"auto"`` needs several species, ``True`` any number; both need an order-3 model with
+    an integer rank >= 2."""
+    if mode is False or (mode == "auto" and len(species) < 2):
+        return None
+    rank = model.get("rank")
+    if model.get("order") != 3 or isinstance(rank, bool) or not isinstance(rank, int) or rank < 2:
+        return None
+    return dict(model, order=4, rank=rank - 1)
+
+
+def candidates(species, model: dict, n_rows: int, try_order4=D.TRY_ORDER4,
+               min_rows: float = D.MIN_ROWS_PER_PARAMETER, size_to_data: bool = True) -> list[dict]:
+    """Every candidate besides ``model`` itself: its smaller versions for thin data (with
+    ``size_to_data``), then the order-4 alternative (:func:`order4_alternative`) and its smaller
+    versions."""
+    out = smaller_models(species, model, n_rows, min_rows) if size_to_data else []
+    alt = order4_alternative(species, model, try_order4)
+    if alt is not None:
+        out += [alt] + (smaller_models(species, alt, n_rows, min_rows) if size_to_data else [])
     return out

@@ -149,11 +149,14 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     seconds_before = fitter.seconds_before  # a resumed fit: its time up to the checkpoint
     fitter.run()
     model_choice = None
-    if f["size_to_data"] and grow_settings is None and client is None:
+    if (f["size_to_data"] or f["try_order4"] is not False) and grow_settings is None and client is None:
         if validation:
-            pot, fitter, model_choice = _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings,
-                                                      progress, seconds_before + time.perf_counter() - t_fit)
-        else:
+            try_order4 = f["try_order4"]
+            if try_order4 == "auto" and {"order", "rank"} & set(cfg["_model_given"]):
+                try_order4 = False  # the config asked for its order or rank: fit that model
+            pot, fitter, model_choice = _choose_model(pot, fitter, species, m, f, train, validation, weights, settings,
+                                                      progress, seconds_before + time.perf_counter() - t_fit, try_order4)
+        elif f["size_to_data"]:
             log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized "
                         "to the data")
     errors = fitter.errors
@@ -212,28 +215,31 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     return pot, report
 
 
-def _size_to_data(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds):
-    """:mod:`etnpot.sizing`: where the training data are thin, also fit the smaller candidates
-    (no checkpoints) and keep the one with the lowest validation loss.  Returns ``(pot, fitter,
-    model_choice)``; ``model_choice`` (the report's entry, one per fitted candidate) is ``None``
-    where the data give enough rows for the model."""
-    from .sizing import smaller_models, training_rows
+def _choose_model(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds, try_order4):
+    """:mod:`etnpot.sizing`: fit the candidates besides the configured model (smaller ones where
+    the training data are thin, ``[fit] size_to_data``; the order-4 alternative, ``[fit]
+    try_order4``, ``"auto"`` resolved by the caller; no checkpoints) and keep the one with the lowest validation loss.  Returns
+    ``(pot, fitter, model_choice)``; ``model_choice`` (the report's entry, one per fitted
+    candidate) is ``None`` where there is no candidate."""
+    from .sizing import candidates, training_rows
 
     rows = training_rows(train, weights)
-    smaller = smaller_models(species, _model_kwargs(m), rows)
-    if not smaller:
+    others = candidates(species, _model_kwargs(m), rows, try_order4=try_order4, size_to_data=f["size_to_data"])
+    if not others:
         return pot, fitter, None
 
     def entry(kw, p, ftr, secs):
-        return {"l_max": kw["l_max"], "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
+        return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable(kw["rank"]),
+                "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
                 "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
                 "validation_loss": ftr.best[0], "seconds": secs}
 
-    log.info("the training data give %d rows, %.2f per fitted parameter of the l_max %d model: fitting l_max %s as well "
-             "and keeping the best on validation ([fit] size_to_data)", rows, rows / pot.tt.num_parameters, m["l_max"],
-             ", ".join(str(kw["l_max"]) for kw in smaller))
+    label = lambda kw: f"order {kw['order']}, l_max {kw['l_max']}, rank {kw['rank']}"
+    log.info("the training data give %d rows, %.2f per fitted parameter of the configured model: fitting %s as well "
+             "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.tt.num_parameters,
+             "; ".join(label(kw) for kw in others))
     choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
-    for kw in smaller:
+    for kw in others:
         t = time.perf_counter()
         p = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **kw)
         ftr = ALSFitter(p, train, validation, weights, settings, e0=f["e0"], progress=progress)
@@ -243,9 +249,13 @@ def _size_to_data(pot, fitter, species, m, f, train, validation, weights, settin
     best = min(range(len(choice)), key=lambda k: choice[k]["validation_loss"])
     for k, c in enumerate(choice):
         c["kept"] = k == best
-        log.info("l_max %d: %d parameters, validation loss %.6g%s", c["l_max"], c["num_parameters"],
-                 c["validation_loss"], " (kept)" if k == best else "")
+        log.info("%s: %d parameters, validation loss %.6g%s", label(c), c["num_parameters"], c["validation_loss"],
+                 " (kept)" if k == best else "")
     return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float))
+
+
+def _jsonable(rank):
+    return {str(k): v for k, v in rank.items()} if isinstance(rank, dict) else rank
 
 
 def read_splits(cfg: dict, data_dir=None):
@@ -262,7 +272,9 @@ def read_splits(cfg: dict, data_dir=None):
 
 def _prepare(cfg: dict, data_dir):
     """The validated config (without ``[scan]``), the folder relative paths refer to, and the data root."""
-    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {"_path": cfg.get("_path")}
+    given = cfg.get("_model_given", sorted(cfg.get("model") or {}))  # a validated config keeps what its file named
+    cfg = validate_config({k: v for k, v in cfg.items() if not k.startswith("_") and k != "scan"}) | {
+        "_path": cfg.get("_path"), "_model_given": given}
     cdir = os.path.dirname(cfg["_path"]) if cfg.get("_path") else os.getcwd()
     return cfg, cdir, resolve_data_root(data_dir, cfg["data"]["root"], cdir)
 

@@ -283,3 +283,52 @@ def test_a_resumed_fit_reports_the_time_of_the_whole_fit(tmp_path):
     assert main(["fit", str(cfg), "-q", "--resume"]) == 0
     resumed = json.loads((tmp_path / "report.json").read_text())
     assert resumed["fit_seconds_before_resume"] == saved and resumed["fit_seconds"] > saved
+
+
+def test_order4_alternative_is_offered_only_for_the_default_shape_of_several_species():
+    """``[fit] try_order4``: "auto" offers order 4 at one rank less beside an order-3 model with
+    an integer rank and several species; ``True`` for one species too; never for other orders,
+    ranks given per irrep, or ``False``.  With thin data the alternative is sized like the model."""
+    from etnpot.sizing import candidates, order4_alternative
+
+    m = dict(r_cut=5.0, order=3, l_max=2, rank=3, n_basis=4)
+    assert order4_alternative(["In", "P"], m) == dict(m, order=4, rank=2)
+    assert order4_alternative(["Si"], m) is None and order4_alternative(["Si"], m, True) == dict(m, order=4, rank=2)
+    assert order4_alternative(["In", "P"], m, False) is None
+    for other in (dict(m, order=2), dict(m, order=4), dict(m, rank={"0e": 3, "1o": 2}), dict(m, rank=1)):
+        assert order4_alternative(["In", "P"], other, True) is None
+    assert candidates(["In", "P"], m, 10 ** 9) == [dict(m, order=4, rank=2)]
+    thin = candidates(["In", "P"], m, 100)
+    assert [(c["order"], c["l_max"]) for c in thin] == [(3, 1), (4, 2), (4, 1)]
+    assert candidates(["In", "P"], m, 100, size_to_data=False) == [dict(m, order=4, rank=2)]
+    assert candidates(["In", "P"], m, 100, try_order4=False) == [dict(m, l_max=1)]
+
+
+def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path, capsys):
+    """A config that leaves order and rank to the defaults (two species): ``etnpot fit`` also fits
+    order 4 at rank 2, keeps the lower validation loss and saves that model; naming ``order``
+    (or ``try_order4 = false``) fits the configured model only; a bad value names the key."""
+    from etnpot import load
+
+    write_small_data(tmp_path)
+    base = CONFIG.replace("order = 2\n", "").replace("rank = 2\n", "").replace("l_max = 2", "l_max = 1")
+    base = base.replace("sweeps = 2", "sweeps = 1\nsize_to_data = false")
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(base)
+    assert main(["fit", str(cfg), "-q"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    choice = report["model_choice"]
+    assert [(c["order"], c["rank"]) for c in choice] == [(3, 3), (4, 2)]
+    kept = next(c for c in choice if c["kept"])
+    assert sum(c["kept"] for c in choice) == 1 and kept["validation_loss"] == min(c["validation_loss"] for c in choice)
+    pot = load(str(tmp_path / "m.etn"))
+    assert (pot.order, pot.num_parameters) == (kept["order"], kept["num_parameters"]) == (pot.order, report["num_parameters"])
+    for text in (base.replace("l_max = 1", "l_max = 1\norder = 3"), base.replace("sweeps = 1", "sweeps = 1\ntry_order4 = false")):
+        cfg.write_text(text)
+        assert main(["fit", str(cfg), "-q"]) == 0
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert "model_choice" not in report and load(str(tmp_path / "m.etn")).order == 3
+    cfg.write_text(base.replace("sweeps = 1", "sweeps = 1\ntry_order4 = \"yes\""))
+    capsys.readouterr()
+    assert main(["fit", str(cfg), "-q"]) == 2
+    assert "try_order4" in capsys.readouterr().err

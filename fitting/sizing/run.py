@@ -34,7 +34,7 @@ species = {species}
 {model}
 [fit]
 size_to_data = {size}
-[output]
+{try_order4}[output]
 model = "{name}.etn"
 report = "{name}.json"
 """
@@ -47,9 +47,13 @@ def make_set(n_atoms, seed, path):
 
 
 def fit(workdir, name, train, model="", size="true"):
+    """Fit one config; ``size = "false"`` fits the named model alone (no smaller candidates and no
+    order-4 alternative, ``try_order4 = false``), else the defaults choose among the candidates."""
     cfg = os.path.join(workdir, name + ".toml")
+    try_order4 = "try_order4 = false\n" if size == "false" else ""
     with open(cfg, "w") as fh:
-        fh.write(CONFIG.format(train=train, species=json.dumps(SPECIES), model=model, size=size, name=name))
+        fh.write(CONFIG.format(train=train, species=json.dumps(SPECIES), model=model, size=size, name=name,
+                               try_order4=try_order4))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     t = time.perf_counter()
     subprocess.run(["etnpot", "fit", cfg, "-q"], check=True, env=env, cwd=workdir)
@@ -83,10 +87,11 @@ def main():
         rep = fit(args.workdir, f"default{n}", train)
         results[f"default{n}"] = rep
         choice = rep.get("model_choice") or []
-        kept = next((c["l_max"] for c in choice if c["kept"]), None)
-        lines.append(row(f"{n:,}, defaults (kept l_max {kept if kept is not None else 'as configured'})", rep))
+        kept = next((f"order {c.get('order', 3)}, l_max {c['l_max']}" for c in choice if c["kept"]), None)
+        lines.append(row(f"{n:,}, defaults (kept {kept if kept is not None else 'the configured model'})", rep))
         for c in choice:
-            lines.append(f"| {n:,}, candidate l_max {c['l_max']}{' (kept)' if c['kept'] else ''} | "
+            lines.append(f"| {n:,}, candidate order {c.get('order', 3)}, l_max {c['l_max']}, rank {c.get('rank', 3)}"
+                         f"{' (kept)' if c['kept'] else ''} | "
                          f"{c['num_parameters']:,} ({c['rows_per_parameter']:.2f} rows each) | "
                          f"{c['validation']['energy']['rmse']:.2f} / {c['validation']['forces']['rmse']:.3f} | | | "
                          f"{c['seconds']:.0f} s |")

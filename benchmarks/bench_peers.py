@@ -80,6 +80,7 @@ def runs(peers, models, quick):
         ("ETN d3 l1 r3 (InP)", main_py, "etn", z("inp/InP_d3_l1_r3.etn"), "InP", large, 1),
         ("ETN d3 l2 r3 b3 (InP, 902 p)", main_py, "etn", z("inp/InP_d3_l2_b3.etn"), "InP", large, 1),
         ("ETN d3 l1 r2 b4 (InP, 362 p)", main_py, "etn", z("inp/InP_d3_l1_r2_b4.etn"), "InP", large, 1),
+        ("ETN d4 l2 r322 b3 (InP, 982 p)", main_py, "etn", z("inp/InP_d4_l2_r322_b3.etn"), "InP", large, 1),
         ("MTP level 10, cext", mtp, "mtp-cext", m("InP_mtp10.mtp"), "InP", large, 1),
         ("linear ACE 300", ace, "ace", m("InP_ace150.yace"), "InP", large, 1),
         ("linear ACE 1000", ace, "ace", m("InP_ace500.yace"), "InP", large, 1),

@@ -23,7 +23,7 @@ Sections and keys (all but ``data.train`` optional)::
     init = "constant"; init_noise = 1e-3; e0 = "fit"   # or {Si = -5.4}
     active_set = true                     # compute the extrapolation grade's active set (local fits)
     size_to_data = true                   # thin data (< 5 rows per parameter): also fit lower l_max, keep the best on validation
-    try_order4 = "auto"                   # several species, order 3: also fit order 4 at rank - 1, keep the best on validation
+    try_order4 = "auto"                   # several species, default order 3: also fit order 4 (non-scalar ranks - 1), keep the best on validation
 
     [weights]
     energy = 30000.0; forces = 1.0; stress = 0.0

@@ -102,10 +102,11 @@ MIN_ROWS_PER_PARAMETER = 5
 #: config key ``[fit] size_to_data``)
 SIZE_TO_DATA = True
 
-#: ``etnpot fit`` also fits order 4 at one rank less beside an order-3 model with several species,
-#: and keeps the better on validation (etnpot.sizing.order4_alternative; config key ``[fit]
-#: try_order4``: "auto", true, false).  On InP at <= 1,000 parameters order 4 cut the validation
-#: energy MAE by 53 % and the force MAE by 21 % (fitting/inp/README.md); on a five-species EMT set it
-#: won at 4,800 atoms and lost in domain on a four-metal set of elements and binaries
-#: (fitting/sizing/README.md): a choice on validation, not a new default order.
+#: ``etnpot fit`` also fits order 4 beside an order-3 model of rank r with several species (the
+#: scalar bond channels at rank r, the others at r - 1) and keeps the better on validation
+#: (etnpot.sizing.order4_alternative; config key ``[fit] try_order4``: "auto", true, false).  On
+#: InP at <= 1,000 parameters order 4 cut the validation energy MAE by 53 % and the force MAE by
+#: 21 % (fitting/inp/README.md), and it won on a five-species EMT set (fitting/sizing/README.md);
+#: on a four-metal set of elements and binaries order 4 lost in domain
+#: (fitting/transfer/README.md): a choice on validation, not a new default order.
 TRY_ORDER4 = "auto"

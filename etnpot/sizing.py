@@ -19,13 +19,15 @@ saves the model of an uninterrupted fit.
 atom's species enters the features only through the species-indicator channels of ``l = 0``
 (:mod:`etnpot.features`), which take one site of the tensor train.  At order 3 a term with three
 neighbour densities has no site left for it, so its coefficient is shared by every centre
-species; at order 4 it is not.  With several species, order 4 at rank ``r - 1`` has fewer
-parameters than order 3 at rank ``r`` and was the better on validation on InP (two species, at
-<= 1,000 parameters, ``fitting/inp/README.md``) and on a five-species EMT set at 4,800 atoms, but
-worse in domain on a four-metal set of elements and binaries (``fitting/sizing/README.md``).  So
-with ``try_order4 = "auto"`` (the default) a fit of an order-3 model with an integer rank and
-several species also fits that alternative (sized to the data like the model) and keeps the
-candidate with the lowest validation loss.  ``true`` does it for one species too; ``false`` never.
+species; at order 4 it is not.  Order 4 with the scalar bond channels at rank ``r`` and the
+others at ``r - 1`` has 5-8 % more parameters than order 3 at rank ``r`` at ``l_max`` 2 and
+11-17 % more at ``l_max`` 1 (two to five species, six Chebyshev functions).  It was the better on validation on InP (two species, at <= 1,000 parameters,
+``fitting/inp/README.md``) and on a five-species EMT set (``fitting/sizing/README.md``); on a
+four-metal set of elements and binaries order 4 was worse in domain
+(``fitting/transfer/README.md``).  So with ``try_order4 = "auto"`` (the default) a fit of an
+order-3 model with an integer rank and several species also fits that alternative (sized to the
+data like the model) and keeps the candidate with the lowest validation loss.  ``true`` does it
+for one species too; ``false`` never.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
         m = dict(m, l_max=m["l_max"] - 1)
         if m.get("bond_l_max") is not None:
             m["bond_l_max"] = min(m["bond_l_max"], m["l_max"])
+        m["rank"] = _rank_up_to(m["rank"], m["l_max"] if m.get("bond_l_max") is None else m["bond_l_max"])
         try:
             n_params = ETNPotential.build(species, **m).tt.num_parameters
         except (ValueError, KeyError) as exc:  # e.g. a rank given per irrep that the lower l_max does not have
@@ -73,16 +76,28 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
 
 
 def order4_alternative(species, model: dict, mode=D.TRY_ORDER4):
-    """The ``[model]`` keyword arguments of the order-4 alternative to ``model`` (order 4, rank
-    ``rank - 1``), or ``None`` where ``mode`` (``"auto"``, ``True``, ``False``) does not ask for
-    one: ``"auto"`` needs several species, ``True`` any number; both need an order-3 model with
-    an integer rank >= 2."""
+    """The ``[model]`` keyword arguments of the order-4 alternative to ``model``: order 4, the
+    scalar (``l = 0``) bond channels at ``model``'s rank ``r`` and every other irrep at ``r - 1``
+    (``{0: r, 1: r - 1, ..., bond_l_max: r - 1}``), or ``None`` where ``mode`` (``"auto"``,
+    ``True``, ``False``) does not ask for one: ``"auto"`` needs several species, ``True`` any
+    number; both need an order-3 model with an integer rank >= 2."""
     if mode is False or (mode == "auto" and len(species) < 2):
         return None
     rank = model.get("rank")
     if model.get("order") != 3 or isinstance(rank, bool) or not isinstance(rank, int) or rank < 2:
         return None
-    return dict(model, order=4, rank=rank - 1)
+    top = model["l_max"] if model.get("bond_l_max") is None else model["bond_l_max"]
+    return dict(model, order=4, rank={l: rank if l == 0 else rank - 1 for l in range(top + 1)})
+
+
+def _rank_up_to(rank, l_max: int):
+    """``rank`` without the irreps of degree above ``l_max`` where it is given per irrep."""
+    if not isinstance(rank, dict):
+        return rank
+    from .so3 import Irrep
+
+    degree = lambda key: int(key) if isinstance(key, int) or str(key).isdigit() else Irrep.parse(key).l
+    return {k: v for k, v in rank.items() if degree(k) <= l_max}
 
 
 def candidates(species, model: dict, n_rows: int, try_order4=D.TRY_ORDER4,

@@ -286,27 +286,32 @@ def test_a_resumed_fit_reports_the_time_of_the_whole_fit(tmp_path):
 
 
 def test_order4_alternative_is_offered_only_for_the_default_shape_of_several_species():
-    """``[fit] try_order4``: "auto" offers order 4 at one rank less beside an order-3 model with
+    """``[fit] try_order4``: "auto" offers order 4 (non-scalar ranks one less) beside an order-3 model with
     an integer rank and several species; ``True`` for one species too; never for other orders,
     ranks given per irrep, or ``False``.  With thin data the alternative is sized like the model."""
-    from etnpot.sizing import candidates, order4_alternative
+    from etnpot.sizing import candidates, order4_alternative, smaller_models
 
     m = dict(r_cut=5.0, order=3, l_max=2, rank=3, n_basis=4)
-    assert order4_alternative(["In", "P"], m) == dict(m, order=4, rank=2)
-    assert order4_alternative(["Si"], m) is None and order4_alternative(["Si"], m, True) == dict(m, order=4, rank=2)
+    alt = dict(m, order=4, rank={0: 3, 1: 2, 2: 2})  # the scalar channels keep the rank, the others lose one
+    assert order4_alternative(["In", "P"], m) == alt
+    assert order4_alternative(["Si"], m) is None and order4_alternative(["Si"], m, True) == alt
     assert order4_alternative(["In", "P"], m, False) is None
+    assert order4_alternative(["In", "P"], dict(m, bond_l_max=1))["rank"] == {0: 3, 1: 2}
     for other in (dict(m, order=2), dict(m, order=4), dict(m, rank={"0e": 3, "1o": 2}), dict(m, rank=1)):
         assert order4_alternative(["In", "P"], other, True) is None
-    assert candidates(["In", "P"], m, 10 ** 9) == [dict(m, order=4, rank=2)]
+    assert candidates(["In", "P"], m, 10 ** 9) == [alt]
     thin = candidates(["In", "P"], m, 100)
-    assert [(c["order"], c["l_max"]) for c in thin] == [(3, 1), (4, 2), (4, 1)]
-    assert candidates(["In", "P"], m, 100, size_to_data=False) == [dict(m, order=4, rank=2)]
+    assert [(c["order"], c["l_max"], c["rank"]) for c in thin] == [(3, 1, 3), (4, 2, alt["rank"]), (4, 1, {0: 3, 1: 2})]
+    assert candidates(["In", "P"], m, 100, size_to_data=False) == [alt]
     assert candidates(["In", "P"], m, 100, try_order4=False) == [dict(m, l_max=1)]
+    # a rank given per irrep loses the irreps above a lowered l_max (names or degrees)
+    per_irrep = smaller_models(["In", "P"], dict(m, rank={"0e": 2, "1o": 2, "2e": 1}), 100)
+    assert [c["rank"] for c in per_irrep] == [{"0e": 2, "1o": 2}]
 
 
 def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path, capsys):
     """A config that leaves order and rank to the defaults (two species): ``etnpot fit`` also fits
-    order 4 at rank 2, keeps the lower validation loss and saves that model; naming ``order``
+    order 4 (ranks 3, 2 for l = 0, 1), keeps the lower validation loss and saves that model; naming ``order``
     (or ``try_order4 = false``) fits the configured model only; a bad value names the key."""
     from etnpot import load
 
@@ -318,7 +323,7 @@ def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path
     assert main(["fit", str(cfg), "-q"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     choice = report["model_choice"]
-    assert [(c["order"], c["rank"]) for c in choice] == [(3, 3), (4, 2)]
+    assert [(c["order"], c["rank"]) for c in choice] == [(3, 3), (4, {"0": 3, "1": 2})]
     kept = next(c for c in choice if c["kept"])
     assert sum(c["kept"] for c in choice) == 1 and kept["validation_loss"] == min(c["validation_loss"] for c in choice)
     pot = load(str(tmp_path / "m.etn"))

@@ -41,7 +41,9 @@ VARIANTS = {"resolved": (dict(), dict(species_tie=0.0)),  # untied (the default 
             # order 4 at rank 2 (fewer parameters than order 3 at rank 3): four-body terms that
             # depend on the centre species (fitting/sizing/order4.py), with the default tie
             "d4r2_tie2": (dict(order=4, rank=2), dict(species_tie=2.0)),
-            "d4r2": (dict(order=4, rank=2), dict(species_tie=0.0))}
+            "d4r2": (dict(order=4, rank=2), dict(species_tie=0.0)),
+            # order 4 with the scalar rank kept at 3 (the shape that won on InP, fitting/inp/README.md)
+            "d4r32_tie2": (dict(order=4, rank={"0e": 3, "1o": 2}), dict(species_tie=2.0))}
 
 
 def configs(cells):

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = ["resolved", "tie0.01", "tie0.1", "tie1", "tie2", "tie3", "tie10", "embedding", "d4r2", "d4r2_tie2"]
+VARIANTS = ["resolved", "tie0.01", "tie0.1", "tie1", "tie2", "tie3", "tie10", "embedding", "d4r2", "d4r2_tie2", "d4r32_tie2"]
 
 
 def draws():

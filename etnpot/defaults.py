@@ -6,7 +6,8 @@ other homes of a default are derived from here: the ``[model]``, ``[fit]``, ``[w
 and :class:`etnpot.fit.FitSettings`, the signature defaults of :meth:`etnpot.ETNPotential.build`
 and :meth:`~etnpot.ETNPotential.random`, and :func:`etnpot.data.split_train_validation`.  So a
 fit from Python with default objects and ``etnpot fit`` with only the data given fit the same
-model (``tests/test_defaults.py``).
+model (``tests/test_defaults.py``); ``etnpot fit`` may also fit other candidates beside it and
+keep the best on validation (``SIZE_TO_DATA``, ``TRY_ORDER4``: :mod:`etnpot.sizing`).
 
 The mappings are read-only; copy them (``dict(MODEL)``) to change a value.
 """
@@ -106,7 +107,8 @@ SIZE_TO_DATA = True
 #: scalar bond channels at rank r, the others at r - 1) and keeps the better on validation
 #: (etnpot.sizing.order4_alternative; config key ``[fit] try_order4``: "auto", true, false).  On
 #: InP at <= 1,000 parameters order 4 cut the validation energy MAE by 53 % and the force MAE by
-#: 21 % (fitting/inp/README.md), and it won on a five-species EMT set (fitting/sizing/README.md);
+#: 21 % (fitting/inp/README.md), and it won on a five-species EMT set at 4,800 training atoms (not
+#: at 1,600; fitting/sizing/README.md);
 #: on a four-metal set of elements and binaries order 4 lost in domain
 #: (fitting/transfer/README.md): a choice on validation, not a new default order.
 TRY_ORDER4 = "auto"

@@ -21,13 +21,15 @@ atom's species enters the features only through the species-indicator channels o
 neighbour densities has no site left for it, so its coefficient is shared by every centre
 species; at order 4 it is not.  Order 4 with the scalar bond channels at rank ``r`` and the
 others at ``r - 1`` has 5-8 % more parameters than order 3 at rank ``r`` at ``l_max`` 2 and
-11-17 % more at ``l_max`` 1 (two to five species, six Chebyshev functions).  It was the better on validation on InP (two species, at <= 1,000 parameters,
-``fitting/inp/README.md``) and on a five-species EMT set (``fitting/sizing/README.md``); on a
+11-17 % more at ``l_max`` 1 (all parameters, two to five species, six Chebyshev functions).  It was the better on validation on InP (two species, at <= 1,000 parameters,
+``fitting/inp/README.md``) and on a five-species EMT set at 4,800 training atoms (it lost at
+1,600, where order 3 at l_max 1 was kept; ``fitting/sizing/README.md``); on a
 four-metal set of elements and binaries order 4 was worse in domain
-(``fitting/transfer/README.md``).  So with ``try_order4 = "auto"`` (the default) a fit of an
-order-3 model with an integer rank and several species also fits that alternative (sized to the
+(``fitting/transfer/README.md``).  So with ``try_order4 = "auto"`` (the default) a fit whose
+config names several species and leaves ``order`` and ``rank`` to the defaults also fits that alternative (sized to the
 data like the model) and keeps the candidate with the lowest validation loss.  ``true`` does it
-for one species too; ``false`` never.
+for one species too, and whatever the config names; ``false`` never.  Like ``size_to_data`` it
+needs a validation set, and a ``[grow]`` section or a distributed fit does not use it.
 """
 from __future__ import annotations
 
@@ -60,12 +62,14 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
     from .potential import ETNPotential
 
     out, m = [], dict(model)
+    m.setdefault("l_max", D.MODEL["l_max"])
     n_params = ETNPotential.build(species, **m).tt.num_parameters
     while m["l_max"] > 1 and n_rows < min_rows * n_params:
         m = dict(m, l_max=m["l_max"] - 1)
         if m.get("bond_l_max") is not None:
             m["bond_l_max"] = min(m["bond_l_max"], m["l_max"])
-        m["rank"] = _rank_up_to(m["rank"], m["l_max"] if m.get("bond_l_max") is None else m["bond_l_max"])
+        top = m["l_max"] if m.get("bond_l_max") is None else m["bond_l_max"]
+        m["rank"] = _rank_up_to(m.get("rank", D.MODEL["rank"]), top)
         try:
             n_params = ETNPotential.build(species, **m).tt.num_parameters
         except (ValueError, KeyError) as exc:  # e.g. a rank given per irrep that the lower l_max does not have
@@ -78,16 +82,22 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
 def order4_alternative(species, model: dict, mode=D.TRY_ORDER4):
     """The ``[model]`` keyword arguments of the order-4 alternative to ``model``: order 4, the
     scalar (``l = 0``) bond channels at ``model``'s rank ``r`` and every other irrep at ``r - 1``
-    (``{0: r, 1: r - 1, ..., bond_l_max: r - 1}``), or ``None`` where ``mode`` (``"auto"``,
-    ``True``, ``False``) does not ask for one: ``"auto"`` needs several species, ``True`` any
-    number; both need an order-3 model with an integer rank >= 2."""
+    (``{"0e": r, "1o": r - 1, ...}`` up to the bond's ``l_max``, named as a config names them),
+    or ``None`` where ``mode`` (``"auto"``, ``True``, ``False``) does not ask for one: ``"auto"``
+    needs several species, ``True`` any number; both need an order-3 model with an integer rank
+    >= 2.  (Whether the config named its order or rank, which switches ``"auto"`` off, is
+    decided by ``etnpot fit``: :func:`etnpot.workflow.run_fit`.)"""
+    from .so3 import natural_irrep
+
     if mode is False or (mode == "auto" and len(species) < 2):
         return None
-    rank = model.get("rank")
-    if model.get("order") != 3 or isinstance(rank, bool) or not isinstance(rank, int) or rank < 2:
+    rank = model.get("rank", D.MODEL["rank"])
+    if model.get("order", D.MODEL["order"]) != 3 or isinstance(rank, bool) or not isinstance(rank, int) or rank < 2:
         return None
-    top = model["l_max"] if model.get("bond_l_max") is None else model["bond_l_max"]
-    return dict(model, order=4, rank={l: rank if l == 0 else rank - 1 for l in range(top + 1)})
+    l_max = model.get("l_max", D.MODEL["l_max"])
+    top = l_max if model.get("bond_l_max") is None else model["bond_l_max"]
+    o3 = model.get("o3", D.MODEL["o3"])
+    return dict(model, order=4, rank={str(natural_irrep(l, o3)): rank if l == 0 else rank - 1 for l in range(top + 1)})
 
 
 def _rank_up_to(rank, l_max: int):

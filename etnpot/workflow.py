@@ -148,17 +148,20 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         grow_settings.check_start(pot)  # before the fit: a budget below the starting model is an error
     seconds_before = fitter.seconds_before  # a resumed fit: its time up to the checkpoint
     fitter.run()
-    model_choice = None
-    if (f["size_to_data"] or f["try_order4"] is not False) and grow_settings is None and client is None:
+    model_choice, kept_model = None, m
+    try_order4 = f["try_order4"]
+    if try_order4 == "auto" and {"order", "rank"} & set(cfg["_model_given"]):
+        try_order4 = False  # the config asked for its order or rank: fit that model
+    if (f["size_to_data"] or try_order4 is not False) and grow_settings is None and client is None:
         if validation:
-            try_order4 = f["try_order4"]
-            if try_order4 == "auto" and {"order", "rank"} & set(cfg["_model_given"]):
-                try_order4 = False  # the config asked for its order or rank: fit that model
-            pot, fitter, model_choice = _choose_model(pot, fitter, species, m, f, train, validation, weights, settings,
-                                                      progress, seconds_before + time.perf_counter() - t_fit, try_order4)
-        elif f["size_to_data"]:
-            log.warning("size_to_data needs a validation set to choose on; none here, so the model is not sized "
-                        "to the data")
+            pot, fitter, model_choice, kept_model = _choose_model(
+                pot, fitter, species, m, f, train, validation, weights, settings, progress,
+                seconds_before + time.perf_counter() - t_fit, try_order4)
+        else:
+            log.warning("size_to_data and try_order4 need a validation set to choose on; none here, so only the "
+                        "configured model is fitted")
+    elif try_order4 is True:
+        log.warning("try_order4 is not used with [grow] or [distributed]: only the configured model is fitted")
     errors = fitter.errors
     growth = None
     if grow_settings is not None:  # [grow]: the fitted model is the start; the last kept step is saved
@@ -182,7 +185,9 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
         record_species_environments(pot, train, f["chunk_atoms"])
     elif client is not None:
         log.info("distributed fit: species environments not recorded (etnpot.environments.record_species_environments)")
-    pot.metadata["provenance"] = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+    config = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    config["model"] = dict(config["model"], **{k: _jsonable(v) if k == "rank" else v for k, v in kept_model.items()})
+    pot.metadata["provenance"] = {"config": config,  # [model]: the model kept (size_to_data, try_order4)
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)
     report = {"model": out_model, "num_parameters": pot.num_parameters, "fit_seconds": seconds_before + fit_seconds,
@@ -219,14 +224,18 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
     """:mod:`etnpot.sizing`: fit the candidates besides the configured model (smaller ones where
     the training data are thin, ``[fit] size_to_data``; the order-4 alternative, ``[fit]
     try_order4``, ``"auto"`` resolved by the caller; no checkpoints) and keep the one with the lowest validation loss.  Returns
-    ``(pot, fitter, model_choice)``; ``model_choice`` (the report's entry, one per fitted
-    candidate) is ``None`` where there is no candidate."""
+    ``(pot, fitter, model_choice, kept)``; ``model_choice`` (the report's entry, one per fitted
+    candidate) is ``None`` where there is no candidate; ``kept`` is the ``[model]`` section of the
+    kept model (``m`` itself where no other candidate was kept)."""
     from .sizing import candidates, training_rows
 
     rows = training_rows(train, weights)
     others = candidates(species, _model_kwargs(m), rows, try_order4=try_order4, size_to_data=f["size_to_data"])
+    if try_order4 is True and not any(kw["order"] != m["order"] for kw in others):
+        log.warning("try_order4: no order-4 alternative to order %s with rank %r (it needs order 3 and an integer "
+                    "rank >= 2)", m["order"], m["rank"])
     if not others:
-        return pot, fitter, None
+        return pot, fitter, None, m
 
     def entry(kw, p, ftr, secs):
         return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable(kw["rank"]),
@@ -251,7 +260,8 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
         c["kept"] = k == best
         log.info("%s: %d parameters, validation loss %.6g%s", label(c), c["num_parameters"], c["validation_loss"],
                  " (kept)" if k == best else "")
-    return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float))
+    kept = dict(m, **([_model_kwargs(m)] + others)[best])
+    return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float)), kept
 
 
 def _jsonable(rank):

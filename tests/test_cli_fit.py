@@ -292,16 +292,17 @@ def test_order4_alternative_is_offered_only_for_the_default_shape_of_several_spe
     from etnpot.sizing import candidates, order4_alternative, smaller_models
 
     m = dict(r_cut=5.0, order=3, l_max=2, rank=3, n_basis=4)
-    alt = dict(m, order=4, rank={0: 3, 1: 2, 2: 2})  # the scalar channels keep the rank, the others lose one
+    alt = dict(m, order=4, rank={"0e": 3, "1o": 2, "2e": 2})  # the scalar channels keep the rank, the others lose one
     assert order4_alternative(["In", "P"], m) == alt
     assert order4_alternative(["Si"], m) is None and order4_alternative(["Si"], m, True) == alt
     assert order4_alternative(["In", "P"], m, False) is None
-    assert order4_alternative(["In", "P"], dict(m, bond_l_max=1))["rank"] == {0: 3, 1: 2}
+    assert order4_alternative(["In", "P"], dict(m, bond_l_max=1))["rank"] == {"0e": 3, "1o": 2}
+    assert order4_alternative(["In", "P"], dict(m, o3=False))["rank"] == {"0": 3, "1": 2, "2": 2}  # SO(3): no parities
     for other in (dict(m, order=2), dict(m, order=4), dict(m, rank={"0e": 3, "1o": 2}), dict(m, rank=1)):
         assert order4_alternative(["In", "P"], other, True) is None
     assert candidates(["In", "P"], m, 10 ** 9) == [alt]
     thin = candidates(["In", "P"], m, 100)
-    assert [(c["order"], c["l_max"], c["rank"]) for c in thin] == [(3, 1, 3), (4, 2, alt["rank"]), (4, 1, {0: 3, 1: 2})]
+    assert [(c["order"], c["l_max"], c["rank"]) for c in thin] == [(3, 1, 3), (4, 2, alt["rank"]), (4, 1, {"0e": 3, "1o": 2})]
     assert candidates(["In", "P"], m, 100, size_to_data=False) == [alt]
     assert candidates(["In", "P"], m, 100, try_order4=False) == [dict(m, l_max=1)]
     # a rank given per irrep loses the irreps above a lowered l_max (names or degrees)
@@ -323,12 +324,18 @@ def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path
     assert main(["fit", str(cfg), "-q"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     choice = report["model_choice"]
-    assert [(c["order"], c["rank"]) for c in choice] == [(3, 3), (4, {"0": 3, "1": 2})]
+    assert [(c["order"], c["rank"]) for c in choice] == [(3, 3), (4, {"0e": 3, "1o": 2})]
     kept = next(c for c in choice if c["kept"])
     assert sum(c["kept"] for c in choice) == 1 and kept["validation_loss"] == min(c["validation_loss"] for c in choice)
     pot = load(str(tmp_path / "m.etn"))
     assert (pot.order, pot.num_parameters) == (kept["order"], kept["num_parameters"]) == (pot.order, report["num_parameters"])
-    for text in (base.replace("l_max = 1", "l_max = 1\norder = 3"), base.replace("sweeps = 1", "sweeps = 1\ntry_order4 = false")):
+    assert report["validation"] == kept["validation"]  # the saved model is the kept candidate
+    assert str(pot.tt.bonds[1]) == ("3x0e + 2x1o" if kept["order"] == 4 else "3x0e + 3x1o")
+    # the provenance names the kept model, so that a refit from it fits the same shape
+    prov = pot.metadata["provenance"]["config"]["model"]
+    assert (prov["order"], prov["rank"]) == (kept["order"], kept["rank"])
+    for text in (base.replace("l_max = 1", "l_max = 1\norder = 3"), base.replace("l_max = 1", "l_max = 1\nrank = 3"),
+                 base.replace("sweeps = 1", "sweeps = 1\ntry_order4 = false")):
         cfg.write_text(text)
         assert main(["fit", str(cfg), "-q"]) == 0
         report = json.loads((tmp_path / "report.json").read_text())

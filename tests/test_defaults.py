@@ -19,6 +19,7 @@ def test_every_home_of_a_default_agrees():
     assert {k: DEFAULTS["fit"][k] for k in D.FIT} == dict(D.FIT)
     assert (DEFAULTS["fit"]["init"], DEFAULTS["fit"]["init_noise"]) == (D.INIT["init"], D.INIT["noise"])
     assert DEFAULTS["fit"]["e0"] == D.E0 and DEFAULTS["fit"]["active_set"] == D.ACTIVE_SET
+    assert DEFAULTS["fit"]["size_to_data"] == D.SIZE_TO_DATA and DEFAULTS["fit"]["try_order4"] == D.TRY_ORDER4
     assert {k: DEFAULTS["weights"][k] for k in D.WEIGHTS} == dict(D.WEIGHTS)
     assert DEFAULTS["data"]["validation_fraction"] == D.VALIDATION_FRACTION
     assert dataclasses.asdict(FitSettings()) == dict(D.FIT)  # the same fields, the same values

@@ -78,6 +78,11 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
 
     Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; the error
     tables go to ``out`` (a callable taking a string; default: the log at INFO level).
+
+    ``[fit] try_order4 = "auto"`` applies where ``[model]`` does not name ``order`` or ``rank``:
+    for a config from :func:`etnpot.config.load_config`, what its file named (recorded as
+    ``cfg["_model_given"]`` when it was read: set ``order`` or ``rank`` in the file, or
+    ``try_order4 = false``, rather than in the dict afterwards); for a plain dict, its keys.
     """
     out = out or log.info
     cfg, cdir, root = _prepare(cfg, data_dir)

@@ -14,7 +14,7 @@ from .fit import ALSFitter, FitSettings, Weights
 from .growth import GrowSettings, grow, plot_growth
 from .metrics import format_error_table
 from .objective import Objective
-from .potential import ETNPotential
+from .potential import ETNPotential, _jsonable_rank
 
 __all__ = ["run_fit", "read_files", "file_sha256"]
 
@@ -191,7 +191,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     elif client is not None:
         log.info("distributed fit: species environments not recorded (etnpot.environments.record_species_environments)")
     config = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    config["model"] = dict(config["model"], **{k: _jsonable(v) if k == "rank" else v for k, v in kept_model.items()})
+    config["model"] = dict(kept_model, rank=_jsonable_rank(kept_model["rank"]))
     pot.metadata["provenance"] = {"config": config,  # [model]: the model kept (size_to_data, try_order4)
                                   "data": {"train": prov_train, "validation": prov_val, "test": prov_test}}
     pot.save(out_model)
@@ -243,7 +243,7 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
         return pot, fitter, None, m
 
     def entry(kw, p, ftr, secs):
-        return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable(kw["rank"]),
+        return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable_rank(kw["rank"]),
                 "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
                 "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
                 "validation_loss": ftr.best[0], "seconds": secs}
@@ -267,10 +267,6 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
                  " (kept)" if k == best else "")
     kept = dict(m, **([_model_kwargs(m)] + others)[best])
     return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float)), kept
-
-
-def _jsonable(rank):
-    return {str(k): v for k, v in rank.items()} if isinstance(rank, dict) else rank
 
 
 def read_splits(cfg: dict, data_dir=None):

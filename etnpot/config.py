@@ -31,7 +31,8 @@ Sections and keys (all but ``data.train`` optional)::
     energy = 1000.0
 
     [output]
-    model = "model.etn"; checkpoint = "model.ckpt"; report = "report.json"
+    model = "model.etn"                   # checkpoint, report, log: "auto" (named after the model) or false
+    checkpoint = "auto"; report = "auto"; log = "auto"
 
     [grow]                                # optional: grow the fitted [model] step by step (etnpot.growth)
     target_forces_rmse = 0.1              # eV/Å, validation; target_energy_rmse in meV/atom
@@ -68,7 +69,8 @@ DEFAULTS = {
     "fit": {**D.FIT, "init": D.INIT["init"], "init_noise": D.INIT["noise"], "e0": D.E0, "active_set": D.ACTIVE_SET,
             "size_to_data": D.SIZE_TO_DATA, "try_order4": D.TRY_ORDER4},
     "weights": {**D.WEIGHTS, "config_types": {}},
-    "output": {"model": "model.etn", "checkpoint": None, "report": None},
+    # "auto": named after the model (m.etn -> m.ckpt, m.report.json, m.log); false: not written
+    "output": {"model": "model.etn", "checkpoint": "auto", "report": "auto", "log": "auto"},
     "distributed": {"scheduler": "", "n_workers": 2},
     "scan": None,  # free-form: checked by etnpot.scan (model keys with lists of values)
     "grow": None,  # free-form: checked by etnpot.growth.GrowSettings
@@ -133,6 +135,7 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
                               f"folds >= 2, got {vf!r}")
         if out["data"]["validation"]:
             raise ConfigError(f"{source}: [data] validation_fold and validation files exclude each other")
+    _check_types(out, source)
     m = out["model"]
     for key, lo in (("order", 1), ("l_max", 0), ("n_basis", 1)):
         if not isinstance(m[key], int) or m[key] < lo:
@@ -165,6 +168,100 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from e
     return out
+
+
+# The type and range of every key that has one (the free-form sections are checked where they are used).
+# A rule is (what it must be, test); the message names the section, the key, the rule and the value.
+_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+_opt = lambda test: (lambda v: v is None or test(v))
+_RULES = {
+    "data": {"root": ("a path", _opt(lambda v: isinstance(v, str))),
+             "validation_fraction": ("a number with 0 <= fraction < 1", lambda v: _num(v) and 0 <= v < 1),
+             "test_list": ("a path", _opt(lambda v: isinstance(v, str))),
+             **{k: ("a key name (a string)", lambda v: isinstance(v, str) and v != "")
+                for k in ("energy_key", "forces_key", "stress_key", "config_type_key")},
+             "shear_order": ('"xy,yz,xz" or "xy,xz,yz"', _opt(lambda v: v in ("xy,yz,xz", "xy,xz,yz")))},
+    "model": {"species": ('a list of chemical symbols, e.g. ["Si", "C"]', _opt(lambda v: isinstance(v, list))),
+              "r_min": ("a number >= 0", _opt(lambda v: _num(v) and v >= 0)),
+              "rank": ('an integer >= 1 or a table of them ({0 = 4, "1o" = 2})',
+                       lambda v: (_int(v) and v >= 1) or (isinstance(v, dict) and len(v) > 0 and
+                                                          all(_int(x) and x >= 1 for x in v.values()))),
+              "n_channels": ("an integer >= 1", _opt(lambda v: _int(v) and v >= 1)),
+              "species_rank": ("an integer >= 1", _opt(lambda v: _int(v) and v >= 1)),
+              "o3": ("true or false", lambda v: isinstance(v, bool)),
+              "bond_l_max": ("an integer >= 0", _opt(lambda v: _int(v) and v >= 0))},
+    "fit": {"two_site": ("true or false", lambda v: isinstance(v, bool)),
+            "max_rank": ("an integer >= 1, a table of them or a list (one per sweep)",
+                         _opt(lambda v: (_int(v) and v >= 1) or isinstance(v, (dict, list)))),
+            "cutoff": ("a number >= 0", lambda v: _num(v) and v >= 0),
+            **{k: ("an integer >= 0", lambda v: _int(v) and v >= 0)
+               for k in ("lm_steps", "radial_steps", "max_radial_params", "max_lm_params", "max_supercore", "patience")},
+            "tol": ("a number >= 0", lambda v: _num(v) and v >= 0),
+            "chunk_atoms": ("an integer >= 1", lambda v: _int(v) and v >= 1),
+            "memory_mb": ("a number > 0", lambda v: _num(v) and v > 0),
+            "seed": ("an integer >= 0", lambda v: _int(v) and v >= 0),
+            "init": ('"constant" or "random"', lambda v: v in ("constant", "random")),
+            "init_noise": ("a number >= 0", lambda v: _num(v) and v >= 0),
+            "e0": ('"fit" or a table {symbol = eV} for every species',
+                   lambda v: v == "fit" or (isinstance(v, dict) and all(_num(x) for x in v.values()))),
+            "active_set": ("true or false", lambda v: isinstance(v, bool))},
+    "weights": {"config_types": ("a table of tables ([weights.config_types.NAME] energy = ...)",
+                                 lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()))},
+    "output": {k: ("a file path, or false for none", (lambda v: isinstance(v, str) and v != "") if k == "model" else
+                   _opt(lambda v: v is False or (isinstance(v, str) and v != "")))
+               for k in ("model", "checkpoint", "report", "log")},
+    "distributed": {"scheduler": ('an address ("tcp://host:8786"), "local", or "" for none', lambda v: isinstance(v, str)),
+                    "n_workers": ("an integer >= 1", lambda v: _int(v) and v >= 1)},
+}
+
+
+def _check_types(cfg: dict, source: str) -> None:
+    """Every key against its rule in :data:`_RULES`; the first violation is a :class:`ConfigError`."""
+    for section, rules in _RULES.items():
+        for key, (what, ok) in rules.items():
+            v = cfg[section][key]
+            if not ok(v):
+                hint = ""
+                if isinstance(v, str) and what.startswith(("a number", "an integer")):
+                    hint = " (a string: write the number without quotes)"
+                elif key == "species" and isinstance(v, str):
+                    hint = f' (a string is not a list: write species = {[*_symbols(v)]!r})'.replace("'", '"')
+                elif isinstance(v, str) and '"' in what:
+                    close = difflib.get_close_matches(v, [w.strip('"') for w in what.split('"')[1::2]], n=1)
+                    hint = f'; did you mean "{close[0]}"?' if close else ""
+                raise ConfigError(f"{source}: [{section}] {key} must be {what}, got {v!r}{hint}")
+    e0 = cfg["fit"]["e0"]
+    species = cfg["model"]["species"]
+    if species is not None:
+        from ase.data import atomic_numbers
+
+        bad = [s for s in species if not isinstance(s, str) or s not in atomic_numbers or s == "X"]
+        if bad:
+            raise ConfigError(f"{source}: [model] species: {bad[0]!r} is not a chemical symbol")
+        if len(set(species)) != len(species):
+            raise ConfigError(f"{source}: [model] species lists {sorted({s for s in species if species.count(s) > 1})} "
+                              "more than once")
+        if isinstance(e0, dict) and set(e0) != set(species):
+            missing, extra = sorted(set(species) - set(e0)), sorted(set(e0) - set(species))
+            raise ConfigError(f"{source}: [fit] e0 must give every species of [model] species {species}: " +
+                              "; ".join(([f"missing {missing}"] if missing else []) +
+                                        ([f"not in the model: {extra}"] if extra else [])))
+    for name, w in cfg["weights"]["config_types"].items():
+        for k, v in w.items():
+            if k not in ("energy", "forces", "stress"):
+                hint = difflib.get_close_matches(k, ("energy", "forces", "stress"), n=1)
+                raise ConfigError(f"{source}: unknown key '{k}' in [weights.config_types.{name}]" +
+                                  (f"; did you mean '{hint[0]}'?" if hint else "; known: energy, forces, stress"))
+            if not (_num(v) and v >= 0):
+                raise ConfigError(f"{source}: [weights.config_types.{name}] {k} must be a number >= 0, got {v!r}")
+
+
+def _symbols(text: str) -> list:
+    """``"SiC"`` -> ``["Si", "C"]`` (for the hint of a species string)."""
+    import re
+
+    return re.findall(r"[A-Z][a-z]?", text)
 
 
 def load_config(path) -> dict:

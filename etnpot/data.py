@@ -91,19 +91,28 @@ class Configuration:
         if any(self.atoms.pbc) and self.atoms.cell.rank < sum(self.atoms.pbc):
             raise DataError(f"{where}: periodic cell is degenerate (rank {self.atoms.cell.rank})")
         if self.energy is not None:
-            e = np.asarray(self.energy, dtype=float)
+            try:
+                e = np.asarray(self.energy, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: energy must be one finite number, got {self.energy!r}") from None
             if e.shape != () or not np.isfinite(e):
                 raise DataError(f"{where}: energy must be one finite number, got {self.energy!r}")
             self.energy = float(e)
         if self.forces is not None:
-            f = np.asarray(self.forces, dtype=float)
+            try:
+                f = np.asarray(self.forces, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: forces must be numbers, got {str(self.forces)[:60]!r}") from None
             if f.shape != (n, 3):
                 raise DataError(f"{where}: forces have shape {f.shape}, expected ({n}, 3)")
             if not np.all(np.isfinite(f)):
                 raise DataError(f"{where}: non-finite forces (atom {int(np.argwhere(~np.isfinite(f))[0, 0])})")
             self.forces = f
         if self.stress is not None:
-            s = np.asarray(self.stress, dtype=float)
+            try:
+                s = np.asarray(self.stress, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: stress must be numbers, got {str(self.stress)[:60]!r}") from None
             if s.shape == (3, 3):
                 s = np.array([s[a, b] for a, b in VOIGT])
             elif s.shape == (9,):
@@ -311,42 +320,111 @@ def read_ase(path, index=":", energy_key="energy", forces_key="forces", stress_k
         raise DataError(f"{getattr(path, 'name', path)}: ase.io.read failed: {e}") from e
     if isinstance(frames, Atoms):
         frames = [frames]
-    out = []
     name = getattr(path, "name", "<stream>") if hasattr(path, "read") else path
+    if not frames:
+        raise DataError(f"{name}: no configurations")
+    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key}
+    for kind in keys:
+        keys[kind] = _reference_key(frames, kind, keys[kind], name)
+    available = tuple(sorted(set().union(*[set(f.info) | set(f.arrays) - {"numbers", "positions"} |
+                                           set(getattr(f.calc, "results", {}) if f.calc is not None else {})
+                                           for f in frames])))
+    out = []
     for idx, at in enumerate(frames):
         where = f"{name}[{idx}]"
-        calc = at.calc
-        res = getattr(calc, "results", {}) if calc is not None else {}
-
-        def get(key, kind):
-            if key is None:
-                return None
-            if kind == "info" and key in at.info:
-                return at.info[key]
-            if kind == "arrays" and key in at.arrays:
-                return at.arrays[key]
-            std = {"energy": "energy", "forces": "forces", "stress": "stress"}
-            for k in (key, std.get(key)):
-                if k in res:
-                    return res[k]
-            return None
-
-        energy = get(energy_key, "info")
-        forces = get(forces_key, "arrays")
-        stress = get(stress_key, "info")
+        energy = _reference(at, keys["energy"], "info", where)
+        forces = _reference(at, keys["forces"], "arrays", where)
+        stress = _reference(at, keys["stress"], "info", where)
+        if keys["stress"] in VIRIAL_KEYS and stress is not None:  # virial W (eV) -> ASE stress = -W / V
+            stress = _virial_to_stress(stress, at, where)
         ctype = str(at.info.get(config_type_key, "default")) if config_type_key else "default"
-        weight = float(at.info.get(weight_key, 1.0)) if weight_key else 1.0
+        try:
+            weight = float(at.info.get(weight_key, 1.0)) if weight_key else 1.0
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: {weight_key} must be a number, got {at.info.get(weight_key)!r}") from None
         atoms = Atoms(at.numbers, positions=at.positions, cell=at.cell, pbc=at.pbc)
-        out.append(Configuration(atoms, energy, forces, stress, weight, ctype, where).validate())
-    if not out:
-        raise DataError(f"{name}: no configurations")
-    for kind, key, attr, where_keys in (("energy", energy_key, "energy", "info"), ("forces", forces_key, "forces", "arrays"),
-                                        ("stress", stress_key, "stress", "info")):
-        if key is not None and key != kind and all(getattr(c, attr) is None for c in out):
-            avail = sorted(set().union(*[set(getattr(f, where_keys).keys()) for f in frames]))
+        out.append(Configuration(atoms, energy, forces, stress, weight, ctype, where,
+                                 {"reference_keys": available}).validate())
+    for kind, key, attr, where_keys in (("energy", keys["energy"], "energy", "info"),
+                                        ("forces", keys["forces"], "forces", "arrays"),
+                                        ("stress", keys["stress"], "stress", "info")):
+        if key is not None and key != kind and key not in ALTERNATIVE_KEYS[kind] and \
+                all(getattr(c, attr) is None for c in out):
             raise DataError(f"{name}: no configuration has the {kind} key {key!r} in atoms.{where_keys}; "
-                            f"available keys: {avail}")
+                            f"available keys: {list(available)}")
     return out
+
+
+#: Keys of reference values in other codes' conventions, tried in this order when the configured
+#: key is the default and no configuration has it (MACE's REF_*, DFT_*, ACE's ``force``, ASE's
+#: ``free_energy``, MACE's ``virials``; ``virial`` and ``virials`` are in eV, as ASE and MACE read them).
+ALTERNATIVE_KEYS = {
+    "energy": ("REF_energy", "DFT_energy", "dft_energy", "ref_energy", "energy_dft", "TotEnergy", "Energy",
+               "free_energy"),
+    "forces": ("REF_forces", "DFT_forces", "dft_forces", "ref_forces", "force", "forces_dft", "Forces"),
+    "stress": ("REF_stress", "DFT_stress", "dft_stress", "ref_stress", "Stress", "virial", "virials", "REF_virials",
+               "REF_virial", "DFT_virial"),
+}
+VIRIAL_KEYS = ("virial", "virials", "REF_virials", "REF_virial", "DFT_virial")
+
+
+def _lookup(at, key, kind):
+    if key is None:
+        return None
+    if kind == "info" and key in at.info:
+        return at.info[key]
+    if kind == "arrays" and key in at.arrays:
+        return at.arrays[key]
+    res = getattr(at.calc, "results", {}) if at.calc is not None else {}
+    return res.get(key)
+
+
+def _reference(at, key, kind, where):
+    v = _lookup(at, key, kind)
+    if v is None or isinstance(v, np.ndarray):
+        return v
+    if isinstance(v, str):
+        raise DataError(f"{where}: {key} must be numbers, got the text {v!r}")
+    return v
+
+
+def _reference_key(frames, kind: str, key, name) -> str | None:
+    """The key that the references of ``kind`` are read from: ``key`` where some frame has it or
+    where it is not the default; else the one of :data:`ALTERNATIVE_KEYS` that the frames have
+    (logged in one line), or ``key`` where they have none.  Several alternatives with different
+    values are ambiguous: a :class:`DataError` lists them."""
+    where_kind = "arrays" if kind == "forces" else "info"
+    if key is None or key != kind or any(_lookup(f, key, where_kind) is not None for f in frames):
+        return key
+    found = [k for k in ALTERNATIVE_KEYS[kind] if any(_lookup(f, k, where_kind) is not None for f in frames)]
+    if not found:
+        return key
+    if len(found) > 1:
+        first = next(f for f in frames if _lookup(f, found[0], where_kind) is not None)
+        vals = [_lookup(first, k, where_kind) for k in found]
+        same = all(v is not None and np.shape(v) == np.shape(vals[0]) and np.allclose(np.asarray(v, float),
+                   np.asarray(vals[0], float)) for v in vals[1:]) and not any(k in VIRIAL_KEYS for k in found)
+        if not same:
+            raise DataError(f"{name}: no {kind} under the key {kind!r}, and several other keys could hold them with "
+                            f"different values: {found}; name the right one with [data] {kind}_key "
+                            f"(etnpot eval: --{kind}-key)")
+    log.warning("%s: no %s under the key %r; reading them from %r (set [data] %s_key = %r to say so)", name, kind,
+                kind, found[0], kind, found[0])
+    return found[0]
+
+
+def _virial_to_stress(virial, at, where) -> np.ndarray:
+    """ASE stress (eV/Å^3, positive under tension) from a virial ``W`` in eV: ``sigma = -W / V``."""
+    w = np.asarray(virial, dtype=float)
+    if w.shape == (9,):
+        w = w.reshape(3, 3)
+    if w.shape not in ((3, 3), (6,)):
+        raise DataError(f"{where}: virial has shape {w.shape}, expected 3x3, 9 or 6 numbers")
+    if not (at.cell.rank == 3 and all(at.pbc)):
+        raise DataError(f"{where}: virial given for a cell that is not 3-d periodic")
+    if w.shape == (3, 3):
+        w = np.array([w[a, b] for a, b in VOIGT])
+    return -w / at.get_volume()
 
 
 def read_dataset(path, **kwargs) -> list[Configuration]:

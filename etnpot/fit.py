@@ -154,6 +154,12 @@ class ALSFitter:
             self.pot.basis.set_normalization(moments)
             self._warn_if_underdetermined(int(moments["n_atoms"]))
         self.history: list[dict] = []
+        #: what the fit's result depends on besides the model (a resume must see the same)
+        self.inputs = {"weights": json.loads(json.dumps(asdict(self.weights), default=str)),
+                       "settings": json.loads(json.dumps({k: v for k, v in asdict(self.settings).items()
+                                                          if k not in RESUMABLE_SETTINGS}, default=str)),
+                       "train": data_fingerprint(train), "validation": data_fingerprint(validation or [])}
+        self.stopped = False  # early stop reached: no further sweep, also after a resume
         self.sweep_index = 0
         self.best = None  # (score, sweep, model copy)
         self._stall = 0
@@ -298,7 +304,7 @@ class ALSFitter:
         bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
                    leave=False)
         try:
-            while self.sweep_index < sweeps:
+            while self.sweep_index < sweeps and not self.stopped:
                 s = self.sweep_index
                 direction = "right" if self._centre == 0 else "left"
                 mr = self.settings.max_rank
@@ -328,6 +334,7 @@ class ALSFitter:
                 if self.best is None or score < self.best[0]:
                     self.best = (score, s, self.pot.copy())
                 self._stall = 0 if improved else self._stall + 1
+                self.stopped = self._stall >= self.settings.patience
                 v = rec["validation"]
                 log.info("sweep %d (%s): objective %.5g%s, bonds %s, %.1f s", s, direction, rec["train_loss"],
                          f", validation E {v['energy']['rmse']:.3f} meV/atom F {v['forces']['rmse']:.4f} eV/Å"
@@ -339,7 +346,7 @@ class ALSFitter:
                 tt = self.pot.tt
         finally:
             bar.close()
-        if self.best is not None and self.best[1] != self.history[-1]["sweep"]:
+        if self.best is not None and self.history and self.best[1] != self.history[-1]["sweep"]:
             log.info("restoring the best model (sweep %d)", self.best[1])
             self._restore_best()
         self.pot.metadata["fit"] = self.summary()
@@ -372,19 +379,29 @@ class ALSFitter:
                  "fit_e0": self.fit_e0, "best_score": self.best[0] if self.best else None, "best_sweep": self.best[1] if self.best else None,
                  "history": json.loads(json.dumps(self.summary()["history"], default=float)),
                  "seconds": self.seconds_before + time.perf_counter() - self._t_start}
+        state["stopped"] = self.stopped
+        state["inputs"] = self.inputs
+        # the checkpoint and its best model are one unit: the best model is written first, and the
+        # checkpoint records its content hash, so a resume refuses a pair that does not belong together
+        # (a death between the two renames, a checkpoint copied without its .best)
+        state["best_sha256"] = save(self.best[2], self.checkpoint + ".best") if self.best is not None else None
         self.pot.metadata["fit_state"] = state
-        save(self.pot, self.checkpoint)
-        if self.best is not None:
-            save(self.best[2], self.checkpoint + ".best")
-        del self.pot.metadata["fit_state"]
+        try:
+            save(self.pot, self.checkpoint)
+        finally:
+            del self.pot.metadata["fit_state"]
 
     @classmethod
     def resume(cls, checkpoint, train, validation=None, weights=None, settings=None, progress=True,
-               client=None, expect: dict | None = None) -> "ALSFitter":
+               client=None, expect: dict | None = None, allow_changes: bool = False) -> "ALSFitter":
         """Continue an interrupted fit from its checkpoint (same data, weights and settings).
 
         ``expect``: hyper-parameters the checkpoint's model must have (e.g. the config's
-        ``[model]`` section); a mismatch is an error naming the differences.
+        ``[model]`` section); a mismatch is an error naming the differences.  Other training or
+        validation data (by content), weights or fit settings (all but ``sweeps``, the cap, which
+        a resume may raise) are an error too, unless ``allow_changes``: then they are logged and
+        recorded in the model's metadata (``"resumed_with_changes"``).  A fit that had stopped
+        early resumes to the same model without another sweep.
         """
         pot = load(checkpoint)
         state = pot.metadata.pop("fit_state", None)
@@ -399,6 +416,20 @@ class ALSFitter:
                                  "; remove it or fit without --resume")
         f = cls(pot, train, validation, weights, settings, e0="keep", normalize=False, checkpoint=checkpoint,
                 progress=progress, client=client)
+        before = state.get("inputs")
+        if before is not None:
+            changed = [f"{what} ({_first_difference(before[what], f.inputs[what])})" if isinstance(before[what], dict)
+                       else what for what in ("train", "validation", "weights", "settings")
+                       if before.get(what) != f.inputs[what] and before.get(what) is not None]
+            if changed and not allow_changes:
+                raise ValueError(f"{checkpoint}: the fit would not be the one checkpointed: changed since: " +
+                                 "; ".join(c.replace("train", "training data").replace("validation", "validation data", 1)
+                                           if c in ("train", "validation") else c for c in changed) +
+                                 "; fit without --resume, or resume with --allow-changes to accept and record them")
+            if changed:
+                log.warning("%s: resuming with changes (recorded in the model): %s", checkpoint, "; ".join(changed))
+                pot.metadata["resumed_with_changes"] = changed
+        f.stopped = bool(state.get("stopped", False))
         f.fit_e0 = state.get("fit_e0", True)
         f.sweep_index = state["sweep_index"]
         f._centre, f._centre_solved, f._lm_mu = state["centre"], state["centre_solved"], state["lm_mu"]
@@ -408,10 +439,46 @@ class ALSFitter:
         f.seconds_before = float(state.get("seconds", 0.0))  # checkpoints before this key: unknown, 0
         if state["best_score"] is not None:
             best_path = os.fspath(checkpoint) + ".best"
-            best = load(best_path) if os.path.exists(best_path) else pot.copy()
+            if not os.path.exists(best_path):
+                raise ValueError(f"{checkpoint}: its best model {best_path} is missing (a checkpoint is two files, "
+                                 "copy both); fit without --resume")
+            if state.get("best_sha256") is not None:
+                from .io import read_header
+
+                if read_header(best_path).get("content_sha256") != state["best_sha256"]:
+                    raise ValueError(f"{best_path} does not belong to the checkpoint {checkpoint} (written by another "
+                                     "save, or the save was cut between the two files); fit without --resume")
+            best = load(best_path)
             best.metadata.pop("fit_state", None)
             f.best = (state["best_score"], state["best_sweep"], best)
         return f
+
+
+#: fit settings a resume may change: the sweep cap (a finished fit resumed with more sweeps goes on)
+RESUMABLE_SETTINGS = ("sweeps",)
+
+
+def data_fingerprint(configs) -> str | None:
+    """A hash of the reference data: every configuration's structure, references and weight
+    (``None`` for data that are not local :class:`~etnpot.data.Configuration` objects)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in configs:
+        if not hasattr(c, "atoms"):
+            return None
+        at = c.atoms
+        for a in (at.numbers, at.positions, at.cell.array, at.pbc):
+            h.update(np.ascontiguousarray(a).tobytes())
+        for v in (c.energy, c.forces, c.stress):
+            h.update(b"-" if v is None else np.ascontiguousarray(v, dtype=float).tobytes())
+        h.update(f"{c.weight!r} {c.config_type}".encode())
+    return h.hexdigest()
+
+
+def _first_difference(a: dict, b: dict) -> str:
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:3])
 
 
 def fit(potential, train, validation=None, weights=None, settings=None, **kwargs):

@@ -86,12 +86,30 @@ def _path_key(k, p):
     return f"core{k}__{a}__{f}__{b}"
 
 
-def _write(path: str, header: dict, arrays: dict) -> str:
-    """Hash and write one archive atomically; returns the content hash."""
+def _temp_prefix(path: str) -> str:
+    return "." + os.path.basename(path) + ".etnpot-"
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Remove the temporary files that an interrupted save to ``path`` left (named after it)."""
+    d = os.path.dirname(os.path.abspath(path))
+    prefix = _temp_prefix(path)
+    for name in os.listdir(d):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(d, name))
+                log.info("removed %s, left by an interrupted save", os.path.join(d, name))
+            except OSError:
+                pass
+
+
+def _stage(path: str, header: dict, arrays: dict) -> tuple[str, str]:
+    """Hash and write one archive to a temporary file beside ``path``; returns ``(temp, hash)``.
+    Nothing is left behind if the write fails."""
     header["content_sha256"] = _digest(header, arrays)
     blob = np.frombuffer(json.dumps(header, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".etnpot-", suffix=".tmp", dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=d)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a model file gets the user's usual mode
@@ -100,12 +118,24 @@ def _write(path: str, header: dict, arrays: dict) -> str:
             np.savez(fh, header=blob, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return tmp, header["content_sha256"]
+
+
+def _write(path: str, header: dict, arrays: dict) -> str:
+    """Hash and write one archive atomically; returns the content hash."""
+    _remove_stale_temps(path)
+    tmp, digest = _stage(path, header, arrays)
+    try:
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return header["content_sha256"]
+    return digest
 
 
 def save(potential, path) -> str:
@@ -146,10 +176,26 @@ def save(potential, path) -> str:
                                                   "core": aset.core},
     }
     side = grade_path(path)
-    if aset is not None:
-        _write(side, {"format": "etnpot-grade", "format_version": GRADE_FORMAT_VERSION, "etnpot_version": __version__,
-                      "fingerprint": aset.fingerprint}, aset.to_arrays())
-    digest = _write(path, header, arrays)
+    # the model and its grade file are one unit: both are written in full to temporary files first, so
+    # a failed write leaves the previous pair as it was; then renamed (grade first) within microseconds.
+    # A pair cut between the renames is told apart on load by the fingerprint (a warning, no grades).
+    _remove_stale_temps(path)
+    _remove_stale_temps(side)
+    staged = []
+    try:
+        if aset is not None:
+            staged.append((_stage(side, {"format": "etnpot-grade", "format_version": GRADE_FORMAT_VERSION,
+                                         "etnpot_version": __version__, "fingerprint": aset.fingerprint},
+                                  aset.to_arrays())[0], side))
+        tmp, digest = _stage(path, header, arrays)
+        staged.append((tmp, path))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
     if aset is None and os.path.exists(side):
         os.unlink(side)
         log.info("removed %s: the model saved to %s has no active set", side, path)
@@ -162,11 +208,42 @@ def read_header(path) -> dict:
     return header
 
 
+#: the most that a model or grade file may make the reader allocate, per byte of the file: our
+#: archives are stored uncompressed (numpy.savez), so their arrays are as large as the file
+MAX_INFLATION = 4
+
+
+def _check_archive(path: str, kind: str, what: str) -> None:
+    """Before anything is inflated: a zip archive whose members' declared sizes, and the array
+    shapes their ``.npy`` headers declare, fit the file (a bound on what reading may allocate)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        raise ModelFileError(f"{path}: not an {kind} {what} (not a NumPy .npz archive)")
+    size = os.path.getsize(path)
+    bound = MAX_INFLATION * size + (1 << 16)
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if sum(i.file_size for i in infos) > bound:
+            raise ModelFileError(f"{path}: its members would inflate to {sum(i.file_size for i in infos)} bytes from a "
+                                 f"{size}-byte file: refused (not written by etnpot)")
+        for i in infos:
+            with zf.open(i) as m:
+                version = np.lib.format.read_magic(m)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(m) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(m))
+            if dtype.hasobject:
+                raise ModelFileError(f"{path}: member {i.filename} holds Python objects: refused (not written by etnpot)")
+            if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > i.file_size:
+                raise ModelFileError(f"{path}: member {i.filename} declares an array {shape} larger than its data")
+
+
 def _read(path, kind="etnpot", max_version=FORMAT_VERSION, what="model file"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
+        _check_archive(path, kind, what)
         with np.load(path, allow_pickle=False) as z:
             if "header" not in z.files:
                 raise ModelFileError(f"{path}: not an {kind} {what} (no header)")
@@ -174,8 +251,11 @@ def _read(path, kind="etnpot", max_version=FORMAT_VERSION, what="model file"):
             arrays = {k: z[k] for k in z.files if k != "header"}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not a readable {kind} {what} (corrupt or truncated?): {e}") from e
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # zipfile, numpy and json raise many types for damaged files
+        raise ModelFileError(f"{path}: not a readable {kind} {what} (corrupt or truncated?): "
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from e
     if not isinstance(header, dict) or header.get("format") != kind:
         raise ModelFileError(f"{path}: not an {kind} {what} (format={header.get('format') if isinstance(header, dict) else None!r})")
     v = header.get("format_version")
@@ -183,7 +263,10 @@ def _read(path, kind="etnpot", max_version=FORMAT_VERSION, what="model file"):
         raise ModelFileError(f"{path}: {what} format version {v!r} is not supported by etnpot "
                              f"{__version__} (reads versions 1..{max_version}); upgrade etnpot")
     want = header.get("content_sha256")
-    got = _digest(header, arrays)
+    try:
+        got = _digest(header, arrays)
+    except Exception as e:
+        raise ModelFileError(f"{path}: not a readable {kind} {what}: {type(e).__name__}: {e}") from e
     if want != got:
         raise ModelFileError(f"{path}: content hash mismatch (file modified or corrupt): header says {want}, data give {got}")
     return header, arrays
@@ -204,9 +287,26 @@ def _grade_file(path, pot, info):
                     "no extrapolation grades", side, fp, model_fingerprint(pot))
         return None
     try:
-        return ActiveSet.from_arrays(arrays, fp)
-    except (KeyError, IndexError, TypeError, ValueError) as e:
+        aset = ActiveSet.from_arrays(arrays, fp)
+    except Exception as e:
         raise ModelFileError(f"{side}: inconsistent grade file: {e!r}") from e
+    _check_grade_shapes(side, aset, pot)
+    return aset
+
+
+def _check_grade_shapes(side, aset, pot) -> None:
+    """The active set's arrays must fit the model's core they were computed for."""
+    try:
+        n = pot.tt.core_size(aset.core)
+    except Exception as e:
+        raise ModelFileError(f"{side}: grade file for core {aset.core!r}, which the model does not have") from e
+    for name, a in vars(aset).items():
+        if isinstance(a, np.ndarray) and a.ndim >= 1 and not np.all(np.isfinite(a)) and a.dtype.kind == "f":
+            raise ModelFileError(f"{side}: grade array {name} holds non-finite numbers")
+    b, inv = aset.basis, aset.inverse
+    if b.ndim != 2 or b.shape[0] != n or inv.shape != (b.shape[1], b.shape[1]):
+        raise ModelFileError(f"{side}: grade arrays of shapes basis {b.shape}, inverse {inv.shape} do not fit the "
+                             f"model's core {aset.core} of {n} parameters (expected ({n}, r) and (r, r))")
 
 
 def load(path):
@@ -229,6 +329,9 @@ def load(path):
         for k, a, f, b in header["paths"]:
             p = (Irrep.parse(a), int(f), Irrep.parse(b))
             cores[k][p] = arrays[_path_key(k, p)]
+        for name, arr in list(arrays.items()):
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)) and not name.startswith("grade_"):
+                raise ModelFileError(f"{path}: array {name} holds non-finite numbers (NaN or inf)")
         tt = EquivariantTT(inputs, bonds, cores)
         pot = ETNPotential(header["species"], basis, tt, arrays["e0"], header["o3"], header.get("metadata", {}))
         info = header.get("active_set")
@@ -239,5 +342,7 @@ def load(path):
         return pot
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{path}: inconsistent etnpot model file: {e!r}") from e
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a header that hashes but does not describe a model (RecursionError, ...)
+        raise ModelFileError(f"{path}: inconsistent etnpot model file: {type(e).__name__}: {str(e)[:200]}") from e

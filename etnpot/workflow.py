@@ -73,19 +73,79 @@ def read_files(paths, root=None, cdir=None, **keys):
     return out, prov
 
 
-def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=None):
+def output_paths(o: dict, cdir: str) -> dict:
+    """The files a fit writes, ``{config key: path or None}``, from ``[output]``: ``"auto"`` names
+    the checkpoint, report and log after the model (``m.etn`` -> ``m.ckpt``, ``m.report.json``,
+    ``m.log``); ``false`` writes none."""
+    model = _rel(o["model"], cdir)
+    stem = model[:-4] if model.endswith(".etn") else model
+    auto = {"checkpoint": stem + ".ckpt", "report": stem + ".report.json", "log": stem + ".log"}
+    out = {"[output] model": model, "[output] model (its grade file)": model + ".grade"}
+    for key in ("checkpoint", "report", "log"):
+        v = o.get(key)
+        out[f"[output] {key}"] = auto[key] if v == "auto" else (_rel(v, cdir) if v else None)
+    if out["[output] checkpoint"]:
+        out["[output] checkpoint (its best model)"] = out["[output] checkpoint"] + ".best"
+    return out
+
+
+def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=None,
+            allow_changes: bool = False):
     """Run the fit described by ``cfg`` (see :mod:`etnpot.config`); returns ``(potential, report)``.
 
-    Writes the model (and checkpoints, and a JSON report) where ``[output]`` says; the error
-    tables go to ``out`` (a callable taking a string; default: the log at INFO level).
+    Writes the model, and by default (``[output]`` ``"auto"``) a checkpoint after every sweep, the
+    JSON report and a log file named after the model.  Every input and output is checked before
+    the first sweep (:mod:`etnpot.preflight`).  ``resume``: continue from the checkpoint (an error
+    if there is none, or if the data, weights or fit settings differ from the checkpoint's, unless
+    ``allow_changes``, which records the changes in the model's provenance).  The error tables go
+    to ``out`` (a callable taking a string; default: the log at INFO level).
 
     ``[fit] try_order4 = "auto"`` applies where ``[model]`` does not name ``order`` or ``rank``:
     for a config from :func:`etnpot.config.load_config`, what its file named (recorded as
     ``cfg["_model_given"]`` when it was read: set ``order`` or ``rank`` in the file, or
     ``try_order4 = false``, rather than in the dict afterwards); for a plain dict, its keys.
     """
+    prepared = _prepare(cfg, data_dir)
+    cfg, cdir, root = prepared
+    outputs = output_paths(cfg["output"], cdir)
+    d = cfg["data"]
+    source = cfg.get("_path") or "config"
+    inputs = [data_path(p, root, cdir) for p in d["train"] + d["validation"] + d["test"]]
+    if d["test_list"]:
+        inputs.append(data_path(d["test_list"], root, cdir))
+    if cfg.get("_path"):
+        inputs.append(cfg["_path"])
+    from .preflight import check_outputs
+
+    ckpt = outputs["[output] checkpoint"]
+    if resume and not ckpt:
+        raise ConfigError(f"{source}: --resume needs a checkpoint, and [output] checkpoint = false")
+    if resume and not os.path.exists(ckpt):
+        raise ConfigError(f"{source}: --resume: no checkpoint at {ckpt} (fit without --resume to start)")
+    check_outputs(outputs, inputs, source)
+    handler = None
+    if outputs["[output] log"]:
+        handler = logging.FileHandler(outputs["[output] log"], mode="a" if resume else "w", encoding="utf-8")
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        pkg = logging.getLogger("etnpot")
+        old_level = pkg.level
+        pkg.addHandler(handler)
+        if pkg.getEffectiveLevel() > logging.INFO:
+            pkg.setLevel(logging.INFO)
+    try:
+        return _run_fit(prepared, outputs, resume, progress, out, allow_changes)
+    finally:
+        if handler is not None:
+            pkg.removeHandler(handler)
+            pkg.setLevel(old_level)
+            handler.close()
+
+
+def _run_fit(prepared, outputs: dict, resume: bool, progress: bool, out, allow_changes: bool):
+    """The fit of :func:`run_fit`, its inputs checked and its outputs named."""
     out = out or log.info
-    cfg, cdir, root = _prepare(cfg, data_dir)
+    cfg, cdir, root = prepared
     d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
     keys = _reader_keys(d)
     full = lambda paths: [data_path(p, root, cdir) for p in paths]
@@ -126,19 +186,25 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     else:
         (train, validation, test), (prov_train, prov_val, prov_test) = _read_local_splits(cfg, root, cdir)
         species = m["species"] or _by_atomic_number({s for c in train for s in c.atoms.get_chemical_symbols()})
+        from .preflight import check_inputs
+
+        check_inputs(train, validation, test, {"train": prov_train, "validation": prov_val, "test": prov_test},
+                     species, Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"],
+                                      config_types=w["config_types"]), m["r_cut"], cfg.get("_path") or "config",
+                     {k: d[f"{k}_key"] for k in ("energy", "forces", "stress")})
     log.info("data: %d train, %d validation, %d test %s (%.1f s)", len(train), len(validation), len(test),
              "chunks" if client else "configurations", time.perf_counter() - t0)
-    out_model = _rel(o["model"], cdir)
-    ckpt = _rel(o["checkpoint"], cdir) if o["checkpoint"] else None
+    out_model = outputs["[output] model"]
+    ckpt = outputs["[output] checkpoint"]
     settings = FitSettings(**{k: f[k] for k in defaults.FIT})
     weights = Weights(energy=w["energy"], forces=w["forces"], stress=w["stress"], config_types=w["config_types"])
     grow_settings = GrowSettings.from_dict(cfg["grow"]) if cfg.get("grow") is not None else None
     t_fit = time.perf_counter()
-    if resume and ckpt and os.path.exists(ckpt):
+    if resume:
         log.info("resuming from checkpoint %s", ckpt)
         built = ETNPotential.build(species, **_model_kwargs(m))
         fitter = ALSFitter.resume(ckpt, train, validation, weights, settings, progress=progress, client=client,
-                                  expect=_resolved_hyperparameters(built))
+                                  expect=_resolved_hyperparameters(built), allow_changes=allow_changes)
         pot = fitter.pot
         for what, have, want in (("species", pot.species, list(species)),
                                  ("bonds", [str(b) for b in pot.tt.bonds], [str(b) for b in built.tt.bonds])):
@@ -214,8 +280,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     for name in ("train", "validation", "test"):
         if report[name]:
             out(format_error_table(report[name], f"\n{name} errors"))
-    if o["report"]:
-        path = _rel(o["report"], cdir)
+    if outputs["[output] report"]:
+        path = outputs["[output] report"]
         tmp = path + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(report, fh, indent=2, default=float)

@@ -197,9 +197,9 @@ def test_resume_refuses_a_checkpoint_of_other_hyperparameters(tmp_path, change, 
     write_small_data(tmp_path)
     cfg = CONFIG.replace("sweeps = 2", "sweeps = 1")
     (tmp_path / "a.toml").write_text(cfg)
-    run = lambda toml: run_fit(load_config(tmp_path / toml), data_dir=str(tmp_path), resume=True, progress=False,
-                               out=lambda s: None)
-    run("a.toml")  # no checkpoint yet: a fresh fit that writes m.ckpt
+    run = lambda toml, resume=True: run_fit(load_config(tmp_path / toml), data_dir=str(tmp_path), resume=resume,
+                                            progress=False, out=lambda s: None)
+    run("a.toml", resume=False)  # a fresh fit that writes m.ckpt
     assert (tmp_path / "m.ckpt").exists()
     (tmp_path / "b.toml").write_text(cfg.replace("[model]", f"[model]\n{change}"))
     with pytest.raises(ValueError, match="checkpoint of a different model: .*" + msg):

@@ -178,9 +178,8 @@ def test_13_missing_keys_are_named(tmp_path, kind, kw, where):
     p = _write_xyz(tmp_path / "d.xyz", [_frame(forces=np.zeros((2, 3)), stress=np.zeros(6))])
     keys = dict(energy_key="E", forces_key="F", stress_key="S")
     keys.update(kw)
-    avail = {"info": "['E', 'S']", "arrays": "['F', 'numbers', 'positions']"}[where]
     with pytest.raises(DataError, match=rf"d.xyz: no configuration has the {kind} key 'REF_.' in atoms.{where}; "
-                                        rf"available keys: {re.escape(avail)}"):
+                                        r"available keys: \['E', 'F', 'S'\]"):
         read_dataset(p, **keys)
 
 

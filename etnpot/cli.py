@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import logging
 import sys
 
 from . import defaults as D
 
 __all__ = ["main"]
+
+
+def _say(text) -> None:
+    """Print a line that may hold text from a file (a model's provenance): control characters
+    (terminal escape sequences) are shown as ``\\xNN``, never sent to the terminal."""
+    print(re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", str(text)))
 
 
 def _cmd_info(args) -> int:
@@ -27,46 +34,46 @@ def _cmd_info(args) -> int:
                           "parameter_counts": pot.parameter_counts()}, indent=2, sort_keys=True))
         return 0
     b = pot.basis
-    print(f"model          {args.model}")
-    print(f"format         etnpot v{header['format_version']} (written by etnpot {header['etnpot_version']})")
-    print(f"content hash   {header['content_sha256']}")
+    _say(f"model          {args.model}")
+    _say(f"format         etnpot v{header['format_version']} (written by etnpot {header['etnpot_version']})")
+    _say(f"content hash   {header['content_sha256']}")
     from ase import Atoms
 
     iso = [float(pot.compute(Atoms(s), forces=False, stress=False)["energy"][0]) for s in pot.species]
-    print(f"species        {' '.join(pot.species)}")
-    print(f"isolated atom  {', '.join(f'{s} {e:.6g}' for s, e in zip(pot.species, iso))} eV  (E0 plus the TT's per-species "
+    _say(f"species        {' '.join(pot.species)}")
+    _say(f"isolated atom  {', '.join(f'{s} {e:.6g}' for s, e in zip(pot.species, iso))} eV  (E0 plus the TT's per-species "
           f"constant; E0 alone = {', '.join(f'{e:.6g}' for e in pot.e0)} eV is only a gauge)")
-    print(f"symmetry       {'O(3)' if pot.o3 else 'SO(3)'}")
-    print(f"features       l_max={b.l_max} n_basis={b.radial.n_basis} channels={b.n_channels} "
+    _say(f"symmetry       {'O(3)' if pot.o3 else 'SO(3)'}")
+    _say(f"features       l_max={b.l_max} n_basis={b.radial.n_basis} channels={b.n_channels} "
           f"species_rank={b.species_rank} r_min={b.radial.r_min:g} r_cut={b.radial.r_cut:g} Å")
-    print(f"tensor train   order={pot.order}")
+    _say(f"tensor train   order={pot.order}")
     for k, bond in enumerate(pot.tt.bonds[1:-1], start=1):
-        print(f"  bond {k}       {bond}")
-    print(f"parameters     {pot.num_parameters}  " + ", ".join(f"{k}={v}" for k, v in pot.parameter_counts().items()))
-    print(f"extrapolation  {'active set of rank ' + str(pot.active_set.rank) + ' (core ' + str(pot.active_set.core) + ')' if pot.active_set is not None else 'no active set (no grades)'}")
+        _say(f"  bond {k}       {bond}")
+    _say(f"parameters     {pot.num_parameters}  " + ", ".join(f"{k}={v}" for k, v in pot.parameter_counts().items()))
+    _say(f"extrapolation  {'active set of rank ' + str(pot.active_set.rank) + ' (core ' + str(pot.active_set.core) + ')' if pot.active_set is not None else 'no active set (no grades)'}")
     md = header.get("metadata") or {}
     prov = md.get("provenance")
     if prov:
         for split in ("train", "validation", "test"):
             for item in prov.get("data", {}).get(split, []):
-                print(f"data ({split:<10}) {item['path']}  sha256 {item['sha256'][:16]}…" +
+                _say(f"data ({split:<10}) {item['path']}  sha256 {item['sha256'][:16]}…" +
                       (f"  {item['n_configs']} configurations" if "n_configs" in item else ""))
         cfg = prov.get("config", {})
         for sec in ("model", "fit", "weights"):
             if sec in cfg:
-                print(f"config [{sec}]".ljust(15) + " " + ", ".join(f"{k}={v}" for k, v in cfg[sec].items() if v is not None))
+                _say(f"config [{sec}]".ljust(15) + " " + ", ".join(f"{k}={v}" for k, v in cfg[sec].items() if v is not None))
     fit = md.get("fit")
     if fit:
-        print(f"fit            {len(fit.get('history', []))} sweeps, best sweep {fit.get('best_sweep')}, "
+        _say(f"fit            {len(fit.get('history', []))} sweeps, best sweep {fit.get('best_sweep')}, "
               f"{fit.get('n_train')} training / {fit.get('n_validation')} validation configurations")
         for h in fit.get("history", []):
             v = h.get("validation") or {}
             ve = v.get("energy") or {}
             vf = v.get("forces") or {}
-            print(f"  sweep {h['sweep']:>3} {h['direction']:<5} objective {h['train_loss']:.6g}" +
+            _say(f"  sweep {h['sweep']:>3} {h['direction']:<5} objective {h['train_loss']:.6g}" +
                   (f"  validation E {ve['rmse']:.3f} meV/atom, F {vf['rmse']:.4f} eV/Å" if ve and vf else ""))
     for key in sorted(set(md) - {"hyperparameters", "provenance", "fit"}):
-        print(f"{key:<14} {json.dumps(md[key], default=str)[:200]}")
+        _say(f"{key:<14} {json.dumps(md[key], default=str)[:200]}")
     return 0
 
 
@@ -77,7 +84,8 @@ def _cmd_fit(args) -> int:
     cfg = load_config(args.config)
     if args.output:
         cfg["output"]["model"] = args.output
-    run_fit(cfg, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet, out=print)
+    run_fit(cfg, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet, out=print,
+            allow_changes=args.allow_changes)
     return 0
 
 
@@ -90,9 +98,22 @@ def _cmd_eval(args) -> int:
     from .metrics import error_table, format_error_table, predict
     from .workflow import read_files
 
+    from .data import DataError
+    from .preflight import check_outputs, reference_counts
+
+    check_outputs({"--json": args.json, "--output": args.output}, list(args.data) + [args.model], "etnpot eval")
     pot = load(args.model)
     configs, _ = read_files(args.data, None, energy_key=args.energy_key, forces_key=args.forces_key,
                             stress_key=args.stress_key)
+    counts = reference_counts(configs)
+    if not any(counts.values()):
+        keys = sorted({k for c in configs for k in c.info.get("reference_keys", ())})
+        msg = (f"{', '.join(args.data)}: no reference energy, forces or stress (keys {args.energy_key!r}, "
+               f"{args.forces_key!r}, {args.stress_key!r}); the files have the keys {keys}: name yours with "
+               "--energy-key / --forces-key / --stress-key")
+        if not args.output:
+            raise DataError(msg + ", or write predictions only with --output")
+        logging.getLogger(__name__).warning("%s; writing predictions only", msg)
     environments = bool(pot.metadata.get("species_environments")) and len(pot.species) > 1
     unseen = []  # per batch: unseen species environments per configuration, on the predictions' graphs
 
@@ -154,7 +175,8 @@ def _cmd_lammps(args) -> int:
     try:
         cb = run_input(args.input, args.model, args.species, fix_id=args.fix_id, skin=args.skin,
                        log_file=args.log, screen=not args.quiet, variables=args.var or (),
-                       extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold)
+                       extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold,
+                       allow_pair_style=args.with_pair_style)
     except RuntimeError as e:  # the model failed during the run (LAMMPS stopped via fix halt)
         print(f"etnpot lammps: error: {e}", file=sys.stderr)
         return 1
@@ -278,6 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="base directory of relative data paths (else $ETNPOT_DATA, ../shared/data)")
     p.add_argument("--output", default=None, help="model file (overrides [output] model)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint named in [output]")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: accept changed data, weights or fit settings (recorded in the model)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
     p = sub.add_parser("scan", help="fit a grid of models: parameters vs error vs speed (rank/accuracy trade-off)")
@@ -306,6 +330,8 @@ def main(argv=None) -> int:
     p.add_argument("--var", nargs=2, action="append", metavar=("NAME", "VALUE"), help="LAMMPS -var NAME VALUE")
     p.add_argument("--grade-threshold", type=float, default=5.0, help="warn above this extrapolation grade")
     p.add_argument("--no-grades", action="store_true", help="do not compute extrapolation grades")
+    p.add_argument("--with-pair-style", action="store_true",
+                   help="allow a pair_style in the input: its energy is added to the model's (e.g. ZBL)")
     p.add_argument("-q", "--quiet", action="store_true", help="no LAMMPS screen output")
     p.set_defaults(func=_cmd_lammps)
     p = sub.add_parser("prune", help="drop coupling paths whose contribution to the validation predictions is "

@@ -90,6 +90,15 @@ class Configuration:
             raise DataError(f"{where}: non-finite cell")
         if any(self.atoms.pbc) and self.atoms.cell.rank < sum(self.atoms.pbc):
             raise DataError(f"{where}: periodic cell is degenerate (rank {self.atoms.cell.rank})")
+        if n > 1:  # coincident atoms (zero distance, periodic images included): named here, by file and index
+            from .neighbors import _pairs
+
+            i, j, d = _pairs(self.atoms, 0.01)
+            close = np.flatnonzero(np.einsum("ea,ea->e", d, d) == 0.0) if len(i) else []
+            if len(close):
+                e = close[0]
+                raise DataError(f"{where}: atoms {int(i[e])} and {int(j[e])} coincide (zero distance" +
+                                (", a periodic image" if i[e] == j[e] else "") + ")")
         if self.energy is not None:
             try:
                 e = np.asarray(self.energy, dtype=float)

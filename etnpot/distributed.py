@@ -69,8 +69,18 @@ def start_client(scheduler: str, n_workers: int = 2):
     worker processes; otherwise it is the scheduler's address (``tcp://host:8786``)."""
     from dask.distributed import Client, LocalCluster
 
+    if int(n_workers) < 1:  # a LocalCluster of no workers waits for ever
+        raise ValueError(f"[distributed] n_workers must be >= 1, got {n_workers}")
     if scheduler == "local":
         cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
                                dashboard_address=":0")
         return Client(cluster)
-    return Client(scheduler)
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ValueError(f"[distributed] scheduler = {scheduler!r}: cannot connect within {CONNECT_TIMEOUT_S} s "
+                         f"({type(e).__name__}: {e}); start the scheduler, or use \"local\"") from None
+
+
+#: seconds to wait for a Dask scheduler before the fit gives up (before any data is read)
+CONNECT_TIMEOUT_S = 30

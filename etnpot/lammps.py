@@ -657,8 +657,14 @@ _UNSAFE_AFTER_FIX = ("neighbor", "neigh_modify", "comm_modify")
 
 
 def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, log_file="log.lammps",
-              screen: bool = True, variables=(), extrapolation: str = "warn", grade_threshold: float = 5.0):
+              screen: bool = True, variables=(), extrapolation: str = "warn", grade_threshold: float = 5.0,
+              allow_pair_style: bool = False):
     """Run the LAMMPS input file ``path`` with the ETN ``model`` (what ``etnpot lammps`` does).
+
+    The fix must be ``external pf/callback 1 1``: ``pf/array`` never calls the model, and a
+    call or apply interval above 1 would integrate stale forces in between; both are refused.
+    A ``pair_style`` other than ``none`` adds its energy and forces to the model's: refused
+    unless ``allow_pair_style`` (deliberate additions, e.g. ZBL at short range).
 
     The input is an ordinary LAMMPS input whose potential is the line
     ``fix FIX_ID all external pf/callback 1 1`` (no ``pair_style``).  It runs up to and including
@@ -684,6 +690,8 @@ def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, l
     if at is None:
         raise ValueError(f"{path}: no line 'fix {fix_id} all external pf/callback 1 1': the ETN model drives "
                          "LAMMPS through that fix (in place of a pair_style)")
+    _check_fix_line(path, at + 1, lines[at], fix_id)
+    _check_pair_styles(path, lines, allow_pair_style)
     for k, line in enumerate(lines[at + 1:], start=at + 2):
         words = line.split("#", 1)[0].split()
         if words and words[0] in _UNSAFE_AFTER_FIX:
@@ -714,6 +722,29 @@ def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, l
     finally:
         lmp.close()
     return cb
+
+
+def _check_fix_line(path, lineno, line, fix_id) -> None:
+    """Refuse fix external modes and intervals that the coupling cannot honour."""
+    words = line.split("#", 1)[0].split()
+    mode, rest = (words[4] if len(words) > 4 else None), words[5:]
+    want = f"'fix {fix_id} {words[2] if len(words) > 2 else 'all'} external pf/callback 1 1'"
+    if mode != "pf/callback":
+        raise ValueError(f"{path}:{lineno}: fix external mode {mode!r}: the ETN coupling needs pf/callback "
+                         f"(pf/array never calls the model); write {want}")
+    if rest[:2] != ["1", "1"]:
+        raise ValueError(f"{path}:{lineno}: 'pf/callback {' '.join(rest[:2])}': the model must be called and its "
+                         f"forces applied every step (other intervals integrate stale forces); write {want}")
+
+
+def _check_pair_styles(path, lines, allow: bool) -> None:
+    """A pair style besides the model adds its energy silently: refuse it unless declared."""
+    for k, line in enumerate(lines, start=1):
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "pair_style" and words[1] != "none" and not allow:
+            raise ValueError(f"{path}:{k}: 'pair_style {' '.join(words[1:])}' would add its energy and forces to the "
+                             "ETN model's; remove it (or write pair_style none), or pass --with-pair-style "
+                             "(allow_pair_style=True) if the sum is deliberate (e.g. ZBL at short range)")
 
 
 def create_atoms(lmp, atoms, species):

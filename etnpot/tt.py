@@ -255,6 +255,7 @@ class EquivariantTT:
             if hit is None or hit[0] is not T:
                 hit = (T, conv(T), conv(self.cg(p)))
                 cache[key] = hit
+                _freeze((T,))
             out.append((p, hit[1], hit[2]))
         return out
 
@@ -476,6 +477,7 @@ class EquivariantTT:
                 forms = tuple(do("asarray", np.array(f, dtype=dtype), like=backend) for f in forms)
             hit = (blocks, (Dl, Df, Dr), forms)
             cache[(s, backend, dtype)] = hit
+            _freeze(blocks)
         return hit[1], hit[2]
 
     def _split_flat(self, k, flat):
@@ -919,3 +921,13 @@ def _ones_like(ref, lead):
     if infer_backend(ref) == "numpy":
         return np.ones(tuple(lead) + (1, 1), dtype=ref.dtype)
     return do("ones", tuple(lead) + (1, 1), like=ref, dtype=get_dtype_name(ref))
+
+
+def _freeze(blocks) -> None:
+    """Make core blocks that a cache was built from read-only: the caches are keyed by the block
+    objects, so an edit in place (``tt.cores[k][p] *= 3``) would leave them stale.  Such an edit
+    now raises numpy's "assignment destination is read-only"; replace the block instead
+    (``tt.cores[k][p] = 3 * tt.cores[k][p]``), which every update of a core does."""
+    for T in blocks:
+        if isinstance(T, np.ndarray):
+            T.setflags(write=False)

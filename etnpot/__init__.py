@@ -6,6 +6,8 @@ Clebsch–Gordan-coupled cores; fitted by alternating least squares; used throug
 
 Public API::
 
+    pot, report = etnpot.fit_potential("fit.toml")   # what `etnpot fit fit.toml` runs
+
     pot = etnpot.ETNPotential.random(species=["Cu", "Au"], r_cut=5.0, order=4, l_max=3, rank=8, seed=0)
     atoms.calc = etnpot.ETNCalculator(pot)
     pot.save("m.etn"); pot2 = etnpot.load("m.etn")
@@ -28,10 +30,12 @@ from .potential import ETNPotential, LinearMap
 from .prune import prune
 from .so3 import Irrep, Irreps
 from .tt import EquivariantTT
+from .workflow import fit_potential
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "fit_potential",
     "ETNPotential",
     "ETNCalculator",
     "EquivariantTT",

@@ -354,8 +354,10 @@ def main(argv=None) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for h in logging.getLogger().handlers:  # the screen keeps its level while a fit's log file records INFO
+        h.setLevel(level)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, KeyboardInterrupt) as e:

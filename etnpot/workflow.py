@@ -16,7 +16,7 @@ from .metrics import format_error_table
 from .objective import Objective
 from .potential import ETNPotential, _jsonable_rank
 
-__all__ = ["run_fit", "read_files", "file_sha256"]
+__all__ = ["fit_potential", "run_fit", "read_files", "file_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,34 @@ def output_paths(o: dict, cdir: str) -> dict:
     if out["[output] checkpoint"]:
         out["[output] checkpoint (its best model)"] = out["[output] checkpoint"] + ".best"
     return out
+
+
+def fit_potential(config=None, *, data_dir=None, resume: bool = False, allow_changes: bool = False,
+                  progress: bool = True, **sections):
+    """What ``etnpot fit CONFIG.toml`` runs, from Python: the checks, the fit, the candidates, the
+    active set and species environments, the model file, checkpoint, report and log.
+
+    ``config``: a TOML file's path, a dict of sections, or ``None``; ``sections`` (``data=``,
+    ``model=``, ``fit=``, ``weights=``, ``output=``, ...) add to or override its sections key by
+    key, e.g. ``fit_potential(data={"train": ["train.xyz"]}, model={"species": ["Si"]})``.
+    Relative paths are taken relative to the TOML file (else the working directory).  Returns
+    ``(potential, report)``; the same inputs give the same model file as the command line.
+    """
+    from .config import load_config
+
+    if config is None:
+        cfg = {}
+    elif isinstance(config, dict):
+        cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    else:
+        cfg = load_config(config)
+    for name, values in sections.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"fit_potential: {name}= must be a dict of [{name}] keys, got {type(values).__name__}")
+        cfg[name] = {**cfg.get(name, {}), **values}
+        if name == "model":
+            cfg["_model_given"] = sorted(set(cfg.get("_model_given", [])) | set(values))
+    return run_fit(cfg, data_dir=data_dir, resume=resume, progress=progress, allow_changes=allow_changes)
 
 
 def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = True, out=None,
@@ -277,6 +305,8 @@ def _run_fit(prepared, outputs: dict, resume: bool, progress: bool, out, allow_c
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
     out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
+    if model_choice is not None:
+        out(format_candidates(model_choice))
     for name in ("train", "validation", "test"):
         if report[name]:
             out(format_error_table(report[name], f"\n{name} errors"))
@@ -289,6 +319,21 @@ def _run_fit(prepared, outputs: dict, resume: bool, progress: bool, out, allow_c
     if client is not None:
         client.close()
     return pot, report
+
+
+def format_candidates(choice: list) -> str:
+    """The table of the candidate models a fit tried (the report's ``"model_choice"``) and why it
+    kept the one it kept."""
+    rows = ["\ncandidates (kept: the lowest validation loss, the fit's objective on the validation set)",
+            f"  {'order':>5} {'l_max':>5} {'rank':<18} {'parameters':>10} {'val E meV/atom':>14} {'val F eV/Å':>10} "
+            f"{'val loss':>10} {'seconds':>8}  kept"]
+    for c in choice:
+        v = c.get("validation") or {}
+        e, f = (v.get("energy") or {}).get("rmse"), (v.get("forces") or {}).get("rmse")
+        rows.append(f"  {c['order']:>5} {c['l_max']:>5} {str(c['rank']):<18} {c['num_parameters']:>10} "
+                    f"{'-' if e is None else f'{e:.3f}':>14} {'-' if f is None else f'{f:.4f}':>10} "
+                    f"{c['validation_loss']:>10.4g} {c['seconds']:>8.1f}  {'yes' if c.get('kept') else ''}")
+    return "\n".join(rows)
 
 
 def _choose_model(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds, try_order4):

@@ -335,3 +335,22 @@ def test_cause9_unreachable_scheduler_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(ValueError, match=r"scheduler = 'tcp://127.0.0.1:9': cannot connect within 1 s"):
         dist.start_client("tcp://127.0.0.1:9", 1)
+
+
+# ---------------------------------------------------------------- Python and the command line
+def test_fit_potential_from_python_writes_the_cli_s_model_file(tmp_path, data):
+    """etnpot.fit_potential runs what `etnpot fit` runs (checks, candidates, active set, species
+    environments, report): the same config gives the same model file, byte for byte."""
+    path = _setup(tmp_path, data, fit_toml(sweeps=1, test="test.xyz") + '[output]\nmodel = "m.etn"\n')
+    assert main(["fit", str(path), "-q", "--data-dir", str(tmp_path)]) == 0
+    cli = {p: (tmp_path / p).read_bytes() for p in ("m.etn", "m.etn.grade")}
+    for p in ("m.etn", "m.etn.grade", "m.ckpt", "m.ckpt.best", "m.report.json", "m.log"):
+        os.unlink(tmp_path / p)
+    pot, report = etnpot.fit_potential(path, data_dir=str(tmp_path), progress=False)
+    assert {p: (tmp_path / p).read_bytes() for p in ("m.etn", "m.etn.grade")} == cli
+    assert pot.active_set is not None and "species_environments" in pot.metadata
+    assert json.loads((tmp_path / "m.report.json").read_text())["num_parameters"] == report["num_parameters"]
+    # keyword sections override the file's
+    other, _ = etnpot.fit_potential(path, data_dir=str(tmp_path), progress=False, model={"l_max": 1},
+                                    fit={"size_to_data": False}, output={"model": "k.etn"})
+    assert other.basis.l_max == 1 and (tmp_path / "k.etn").exists()

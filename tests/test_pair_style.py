@@ -249,3 +249,98 @@ run 0
             lmp.commands_string(text)
     finally:
         lmp.close()
+
+
+@pytest.fixture(scope="module")
+def graded(pot, tmp_path_factory):
+    """The model with an active set from two cells, exported with its grade data."""
+    from etnpot.grade import fit_active_set
+
+    p = pot.copy()
+    fit_active_set(p, [triclinic_cell(0), triclinic_cell(3)])
+    return p, export(p, tmp_path_factory.mktemp("g") / "graded.etnlmp")
+
+
+def grade_input(plugin, model, data, tmp_path, style="etn", steps=0):
+    return f"""units metal
+atom_style atomic
+read_data {data}
+plugin load {plugin}
+pair_style {style}
+pair_coeff * * {model} Cu Au
+fix g all pair 1 etn grade 1
+run 0
+write_dump all custom {tmp_path}/g.dump id f_g modify sort id format float %.17g
+timestep 0.001
+fix nve all nve
+run {steps}
+"""
+
+
+def test_grades_match_calculator_and_thresholds(plugin, graded, md_atoms, tmp_path):
+    p, model = graded
+    a = triclinic_cell(7)
+    a.positions *= 0.97  # compressed and re-rattled: outside the two training cells
+    a.set_cell(a.cell * 0.97)
+    a.set_velocities(np.zeros((len(a), 3)))
+    write_data(tmp_path / "cell.data", a)
+    ref = a.copy()
+    ref.calc = ETNCalculator(p, extrapolation="warn", grade_threshold=1e9)
+    ref.get_potential_energy()
+    g_ref = ref.calc.results["extrapolation_grades"]
+    assert g_ref.max() > 1.5  # the test cell extrapolates
+    run_python(grade_input(plugin, model, tmp_path / "cell.data", tmp_path))
+    g = np.loadtxt(tmp_path / "g.dump", skiprows=9)[:, 1]
+    assert np.abs(g - g_ref).max() < 1e-8 * max(1.0, g_ref.max())
+    # above threshold_save: every step of the run written, with its grades; below: nothing
+    save = tmp_path / "extrap.xyz"
+    run_python(grade_input(plugin, model, tmp_path / "cell.data", tmp_path,
+                           style=f"etn threshold_save {0.5 * g_ref.max()} {save}", steps=3))
+    frames = read(save, index=":")
+    assert len(frames) >= 4  # steps 0 (twice: two runs) ... 3
+    assert frames[0].get_chemical_symbols() == a.get_chemical_symbols()
+    assert np.abs(frames[0].arrays["grade"] - g_ref).max() < 1e-8 * g_ref.max()
+    assert_same_positions(frames[0].positions, a.positions, a.cell.array, 1e-8)  # LAMMPS wraps into the box
+    assert np.abs(frames[0].cell.array - a.cell.array).max() < 1e-12
+    run_python(grade_input(plugin, model, tmp_path / "cell.data", tmp_path,
+                           style=f"etn threshold_save {2 * g_ref.max()} {save}", steps=3))
+    assert save.read_text() == ""
+    # above threshold_break: the run stops with a LAMMPS error naming the step and the grade
+    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        with pytest.raises(Exception, match=r"extrapolation grade [0-9.]+ > threshold_break 1\.5 at step 0"):
+            lmp.commands_string(grade_input(plugin, model, tmp_path / "cell.data", tmp_path,
+                                            style="etn threshold_break 1.5"))
+    finally:
+        lmp.close()
+    # a training cell stays below it
+    write_data(tmp_path / "train.data", md_atoms)
+    run_python(grade_input(plugin, model, tmp_path / "train.data", tmp_path, style="etn threshold_break 1.5"))
+
+
+def test_thresholds_need_grade_data(plugin, model_file, md_atoms, tmp_path):
+    write_data(tmp_path / "cell.data", md_atoms)
+    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        with pytest.raises(Exception, match="has no grade data"):
+            lmp.commands_string(f"""units metal
+read_data {tmp_path / 'cell.data'}
+plugin load {plugin}
+pair_style etn threshold_break 2
+pair_coeff * * {model_file} Cu Au
+run 0
+""")
+    finally:
+        lmp.close()
+
+
+def test_cli_export_and_plugin(pot, tmp_path, capsys):
+    from etnpot.cli import main
+
+    pot.save(tmp_path / "m.etn")
+    assert main(["export", str(tmp_path / "m.etn")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "m.etnlmp")
+    assert (tmp_path / "m.etnlmp").read_text().startswith("ETNPOT-LAMMPS 1\nchecksum fnv1a64 ")
+    assert main(["lammps-plugin"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path.endswith("etnpair.so") and os.path.exists(path)

@@ -12,8 +12,8 @@
              (W = the model's pair weights, feature scale included), and for l = 0 the species
              indicator channels F[0,0,C+s] = delta(z_i, s)
      x = flat F (blocks l = 0..l_max, each row-major (m, c))
-     E_i = e0[z_i] + sum over the tensor train's dense cores G_s (D_l, D_f, D_r):
-           L_1 = x G_0,  L_{s+1} = L_s E_s with E_s[a,b] = sum_j x_j G_s[a,j,b],  E = L_{d-1} . (x G_{d-1})
+     E_i = e0[z_i] + L_d, through the tensor train's dense cores G_s (D_l, D_f, D_r):
+           L_0 = 1,  L_{s+1}[b] = sum_{a,j} L_s[a] x_j G_s[a,j,b]
    and the reverse pass  dE/dx_j = sum_s sum_ab L_s[a] G_s[a,j,b] R_{s+1}[b]  (L_0 = R_d = 1,
    R_s = E_s R_{s+1}), then through the features to the pair gradients
      g_ij = dE_i/dr_ij = rhat sum_lm Y_lm (h Q')_lm + sum_lm grad Y_lm (h Q)_lm,
@@ -37,11 +37,41 @@ namespace etnpot {
 
 static const int ETN_FORMAT_VERSION = 1;
 
+/* One core's nonzeros G[a, j, b] = v, in three orders so that every contraction is a gather
+   into a register accumulator (a scatter-add into the same few outputs would wait on memory):
+   by output index b (forward L_{s+1}[b]), by a (backward R_s[a]) and by j (input gradient). */
+struct Sparse3 {
+  std::vector<int> start;  // CSR offsets over the sorting index
+  std::vector<int> u, w;   // the other two indices of each entry
+  std::vector<double> v;
+};
+
 struct Core {
   int Dl = 0, Df = 0, Dr = 0;
   std::vector<int> jstart;  // Df + 1: entries of input index j are [jstart[j], jstart[j+1])
   std::vector<int> a, b;    // left and right bond index of each entry
   std::vector<double> v;
+  Sparse3 byb, bya;         // byb: u = a, w = j;  bya: u = j, w = b
+
+  void index() {
+    auto build = [&](Sparse3 &s, int n, const std::vector<int> &key, const std::vector<int> &u,
+                     const std::vector<int> &w) {
+      s.start.assign(n + 1, 0);
+      for (int k : key) s.start[k + 1]++;
+      for (int i = 0; i < n; i++) s.start[i + 1] += s.start[i];
+      std::vector<int> pos(s.start.begin(), s.start.end() - 1);
+      s.u.resize(key.size()); s.w.resize(key.size()); s.v.resize(key.size());
+      for (size_t e = 0; e < key.size(); e++) {
+        int q = pos[key[e]]++;
+        s.u[q] = u[e]; s.w[q] = w[e]; s.v[q] = v[e];
+      }
+    };
+    std::vector<int> j(v.size());
+    for (int jj = 0; jj < Df; jj++)
+      for (int e = jstart[jj]; e < jstart[jj + 1]; e++) j[e] = jj;
+    build(byb, Dr, b, a, j);
+    build(bya, Dl, a, j, b);
+  }
 };
 
 struct Grade {  // phi[p] = sum v L_k[a] x[j] R_{k+1}[b];  grade = max_c |sum_p phi[p] M[p, c]|
@@ -169,6 +199,7 @@ class Model {
         c.jstart[j + 1]++;
       }
       for (int j = 0; j < Df; j++) c.jstart[j + 1] += c.jstart[j];
+      c.index();
     }
     t.expect("grade");
     std::string g = t.word();
@@ -214,12 +245,14 @@ class SphHarm {
       }
     Q.assign(L * L * 4, 0.0);
     cs.assign(L * 8, 0.0);
+    dfact.assign(L, 1.0);  // (2m-1)!!
+    for (int m = 1; m <= lmax; m++) dfact[m] = dfact[m - 1] * (2 * m - 1);
   }
   // Y[(l^2 + l + m)], dY[3 * (l^2 + l + m) + a]
   void compute(const double *v, double *Y, double *dY) {
     const int L = lmax + 1;
-    double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-    double n[3] = {v[0] / r, v[1] / r, v[2] / r};
+    double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]), ir = 1.0 / r;
+    double n[3] = {v[0] * ir, v[1] * ir, v[2] * ir};
     double x = n[0], y = n[1], z = n[2];
     // c_m, s_m and gradients: cs[m*8 + 0..3] = c, dc/dx, dc/dy, dc/dz; 4..7 = s, ds/d.
     cs[0] = 1; cs[1] = cs[2] = cs[3] = 0; cs[4] = 0; cs[5] = cs[6] = cs[7] = 0;
@@ -239,9 +272,7 @@ class SphHarm {
     auto Qp = [&](int l, int m) { return &Q[(l * L + m) * 4]; };
     for (int m = 0; m <= lmax; m++) {
       double *q = Qp(m, m);
-      double df = 1.0;
-      for (int k = 2 * m - 1; k > 0; k -= 2) df *= k;
-      q[0] = df; q[1] = q[2] = q[3] = 0;
+      q[0] = dfact[m]; q[1] = q[2] = q[3] = 0;
       if (m + 1 <= lmax) {
         double *q1 = Qp(m + 1, m);
         q1[0] = (2 * m + 1) * z * q[0];
@@ -267,18 +298,15 @@ class SphHarm {
         for (int d = 0; d < 3; d++) g[d] = N * (q[1 + d] * t[0] + q[0] * t[1 + d]);
         int k = l * l + l + m;
         Y[k] = val;
-        if (dY) {
-          double gn = g[0] * n[0] + g[1] * n[1] + g[2] * n[2];
-          (void) gn;
-          for (int d = 0; d < 3; d++) dY[3 * k + d] = (g[d] - l * val * n[d]) / r;
-        }
+        if (dY)
+          for (int d = 0; d < 3; d++) dY[3 * k + d] = (g[d] - l * val * n[d]) * ir;
       }
     }
   }
 
  private:
   int lmax = 0;
-  std::vector<double> norm, Q, cs;
+  std::vector<double> norm, Q, cs, dfact;
 };
 
 /* Per-thread work space and the evaluation of one centre atom. */
@@ -288,11 +316,8 @@ class Evaluator {
     int K = m.K();
     x.resize(m.Df); gx.resize(m.Df);
     P.resize((size_t) K * m.S * m.N); H.resize(P.size());
-    Lenv.resize(m.order + 1); Renv.resize(m.order + 1); Emat.resize(m.order);
-    for (int s = 0; s < m.order; s++) {
-      Lenv[s].resize(m.cores[s].Dl); Renv[s + 1].resize(m.cores[s].Dr);
-      Emat[s].resize((size_t) m.cores[s].Dl * m.cores[s].Dr);
-    }
+    Lenv.resize(m.order + 1); Renv.resize(m.order + 1);
+    for (int s = 0; s < m.order; s++) { Lenv[s].resize(m.cores[s].Dl); Renv[s + 1].resize(m.cores[s].Dr); }
     if (m.has_grade()) phi.resize(m.grade.P);
   }
 
@@ -354,54 +379,69 @@ class Evaluator {
       }
       off += (2 * l + 1) * Cl;
     }
-    // tensor train forward: L_0 = 1, L_{s+1} = L_s E_s
+    // tensor train, forward: L_0 = 1, L_{s+1}[b] = sum_{a,j} L_s[a] x_j G_s[a, j, b] (L_d = E_i - e0)
     const int d = m.order;
     Lenv[0][0] = 1.0;
     for (int s = 0; s < d; s++) {
       const Core &c = m.cores[s];
-      std::vector<double> &E = Emat[s];
-      std::fill(E.begin(), E.end(), 0.0);
-      for (int j = 0; j < m.Df; j++) {
-        double xj = x[j];
-        if (xj == 0.0) continue;
-        for (int e = c.jstart[j]; e < c.jstart[j + 1]; e++) E[(size_t) c.a[e] * c.Dr + c.b[e]] += xj * c.v[e];
-      }
-      if (s + 1 < d) {
-        std::vector<double> &Ln = Lenv[s + 1];
-        std::fill(Ln.begin(), Ln.end(), 0.0);
-        for (int a = 0; a < c.Dl; a++) {
-          double la = Lenv[s][a];
-          if (la == 0.0) continue;
-          for (int b = 0; b < c.Dr; b++) Ln[b] += la * E[(size_t) a * c.Dr + b];
+      std::vector<double> &Ln = s + 1 < d ? Lenv[s + 1] : last;
+      Ln.resize(c.Dr);
+      const double *Ls = Lenv[s].data();
+      const Sparse3 &q = c.byb;
+      for (int bb = 0; bb < c.Dr; bb++) {
+        double acc0 = 0, acc1 = 0;
+        int e = q.start[bb], e1 = q.start[bb + 1];
+        for (; e + 1 < e1; e += 2) {
+          acc0 += q.v[e] * Ls[q.u[e]] * x[q.w[e]];
+          acc1 += q.v[e + 1] * Ls[q.u[e + 1]] * x[q.w[e + 1]];
         }
+        if (e < e1) acc0 += q.v[e] * Ls[q.u[e]] * x[q.w[e]];
+        Ln[bb] = acc0 + acc1;
       }
     }
-    // backward: R_d = 1, R_s = E_s R_{s+1}; the value is L_s . R_s for any s (here s = d-1... via R_0)
+    double energy = last[0] + m.e0[zi];
+    if (!grad && !grade_out) return energy;
+    // backward: R_d = 1, R_s[a] = sum_{j,b} x_j G_s[a, j, b] R_{s+1}[b]
     Renv[d].assign(1, 1.0);
     for (int s = d - 1; s >= 0; s--) {
       const Core &c = m.cores[s];
       std::vector<double> &Rs = Renv[s];
-      Rs.assign(c.Dl, 0.0);
-      for (int a = 0; a < c.Dl; a++) {
-        double acc = 0;
-        for (int b = 0; b < c.Dr; b++) acc += Emat[s][(size_t) a * c.Dr + b] * Renv[s + 1][b];
-        Rs[a] = acc;
+      Rs.resize(c.Dl);
+      const double *Rn = Renv[s + 1].data();
+      const Sparse3 &q = c.bya;
+      for (int aa = 0; aa < c.Dl; aa++) {
+        double acc0 = 0, acc1 = 0;
+        int e = q.start[aa], e1 = q.start[aa + 1];
+        for (; e + 1 < e1; e += 2) {
+          acc0 += q.v[e] * x[q.u[e]] * Rn[q.w[e]];
+          acc1 += q.v[e + 1] * x[q.u[e + 1]] * Rn[q.w[e + 1]];
+        }
+        if (e < e1) acc0 += q.v[e] * x[q.u[e]] * Rn[q.w[e]];
+        Rs[aa] = acc0 + acc1;
       }
     }
-    double energy = Renv[0][0] + m.e0[zi];
+    // dE/dx_j = sum_s sum_{ab} L_s[a] G_s[a, j, b] R_{s+1}[b]
+    if (grad) {
+      std::fill(gx.begin(), gx.end(), 0.0);
+      for (int s = 0; s < d; s++) {
+        const Core &c = m.cores[s];
+        const double *Ls = Lenv[s].data(), *Rn = Renv[s + 1].data();
+        const int *ca = c.a.data(), *cb = c.b.data();
+        const double *cv = c.v.data();
+        for (int j = 0; j < m.Df; j++) {
+          double acc0 = 0, acc1 = 0;
+          int e = c.jstart[j], e1 = c.jstart[j + 1];
+          for (; e + 1 < e1; e += 2) {
+            acc0 += cv[e] * Ls[ca[e]] * Rn[cb[e]];
+            acc1 += cv[e + 1] * Ls[ca[e + 1]] * Rn[cb[e + 1]];
+          }
+          if (e < e1) acc0 += cv[e] * Ls[ca[e]] * Rn[cb[e]];
+          gx[j] += acc0 + acc1;
+        }
+      }
+    }
     if (grade_out) *grade_out = grade_of();
     if (!grad) return energy;
-    // dE/dx_j = sum_s sum_{ab} L_s[a] G_s[a, j, b] R_{s+1}[b]
-    std::fill(gx.begin(), gx.end(), 0.0);
-    for (int s = 0; s < d; s++) {
-      const Core &c = m.cores[s];
-      const std::vector<double> &Ls = Lenv[s], &Rn = Renv[s + 1];
-      for (int j = 0; j < m.Df; j++) {
-        double acc = 0;
-        for (int e = c.jstart[j]; e < c.jstart[j + 1]; e++) acc += c.v[e] * Ls[c.a[e]] * Rn[c.b[e]];
-        gx[j] += acc;
-      }
-    }
     // H[lm, z, n] = sum_c dE/dF[l, m, c] W[zi, z, l, c, n]
     off = 0;
     for (int l = 0; l < L; l++) {
@@ -458,7 +498,8 @@ class Evaluator {
   const Model &mod;
   SphHarm sh;
   std::vector<double> x, gx, P, H, pr, Yv, dYv, Qv, dQv, phi;
-  std::vector<std::vector<double>> Lenv, Renv, Emat;
+  std::vector<std::vector<double>> Lenv, Renv;
+  std::vector<double> last;
 };
 
 }  // namespace etnpot

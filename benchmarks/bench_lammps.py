@@ -256,7 +256,9 @@ def main():
     from etnpot.lammps_export import build_plugin, export
 
     plugin = build_plugin()
-    exported = args.out + ".etnlmp"
+    import tempfile
+
+    exported = os.path.join(tempfile.mkdtemp(prefix="bench-etn-"), "model.etnlmp")
     export(args.model, exported)
     results = []
     for n in args.sizes:

@@ -309,56 +309,98 @@ class SphHarm {
   std::vector<double> norm, Q, cs, dfact;
 };
 
-/* Per-thread work space and the evaluation of one centre atom. */
+/* Per-thread work space and the evaluation of blocks of up to BLOCK centre atoms: the features
+   and the pull-back to the pairs run atom by atom, the tensor-train contractions for the whole
+   block at once with the atoms as the innermost (SIMD) index, x[j * BLOCK + k] for atom k. */
 class Evaluator {
  public:
-  explicit Evaluator(const Model &m) : mod(m), sh(m.lmax) {
-    int K = m.K();
-    x.resize(m.Df); gx.resize(m.Df);
-    P.resize((size_t) K * m.S * m.N); H.resize(P.size());
+  static const int BLOCK = 8;
+
+  explicit Evaluator(const Model &m) : mod(m), sh(m.lmax), slot(BLOCK) {
+    const int B = BLOCK;
+    X.assign((size_t) m.Df * B, 0.0); GX.assign(X.size(), 0.0);
+    P.resize((size_t) m.K() * m.S * m.N); H.resize(P.size());
     Lenv.resize(m.order + 1); Renv.resize(m.order + 1);
-    for (int s = 0; s < m.order; s++) { Lenv[s].resize(m.cores[s].Dl); Renv[s + 1].resize(m.cores[s].Dr); }
+    for (int s = 0; s < m.order; s++) {
+      Lenv[s].assign((size_t) m.cores[s].Dl * B, 0.0);
+      Renv[s + 1].assign((size_t) m.cores[s].Dr * B, 0.0);
+    }
+    last.assign(B, 0.0);
     if (m.has_grade()) phi.resize(m.grade.P);
   }
 
-  /* Site energy (e0 included) of a centre of species zi with n neighbours (vectors r_ij = r_j - r_i
+  /* Site energy (e0 included) of one centre of species zi with n neighbours (vectors r_ij = r_j - r_i
      in del[3e..], species zj[e], all with |r_ij| < r_cut); pair gradients dE_i/dr_ij into grad[3e..]
      (if not null); the extrapolation grade into *grade_out (if not null, needs grade data). */
   double site(int zi, int n, const double *del, const int *zj, double *grad, double *grade_out) {
+    double e;
+    block(1, &zi, &n, &del, &zj, &grad, &e, grade_out);
+    return e;
+  }
+
+  /* The same for nb <= BLOCK centres at once (arrays of per-atom pointers); grad[k] may be null
+     (no gradients for any atom then), grade may be null. */
+  void block(int nb, const int *zi, const int *n, const double *const *del, const int *const *zj,
+             double *const *grad, double *energy, double *grade) {
     const Model &m = mod;
-    const int L = m.lmax + 1, K = L * L, S = m.S, N = m.N, C = m.C;
-    pr.resize(n); Yv.resize((size_t) n * K); dYv.resize((size_t) n * K * 3);
-    Qv.resize((size_t) n * N); dQv.resize((size_t) n * N);
+    const int B = BLOCK;
+    for (int k = 0; k < nb; k++) { zjp[k] = zj[k]; features(k, zi[k], n[k], del[k], zj[k]); }
+    for (int k = nb; k < B; k++)
+      for (int j = 0; j < m.Df; j++) X[(size_t) j * B + k] = 0.0;
+    const bool need_grad = grad[0] != nullptr;
+    contract(need_grad || grade);
+    for (int k = 0; k < nb; k++) {
+      energy[k] = last[k] + m.e0[zi[k]];
+      if (grade) grade[k] = grade_of(k);
+    }
+    if (!need_grad) return;
+    input_gradient();
+    for (int k = 0; k < nb; k++) pull(k, zi[k], n[k], del[k], grad[k]);
+  }
+
+  // spherical harmonics alone (for the convention test)
+  void sph(const double *v, double *Y, double *dY) { sh.compute(v, Y, dY); }
+
+ private:
+  struct Slot { std::vector<double> pr, Yv, dYv, Qv, dQv; std::vector<int> zj; };
+
+  // the features of atom k of the block into X[:, k], and its pair data into slot k
+  void features(int k, int zi, int n, const double *del, const int *zj) {
+    const Model &m = mod;
+    const int L = m.lmax + 1, K = L * L, S = m.S, N = m.N, C = m.C, B = BLOCK;
+    Slot &sl = slot[k];
+    sl.pr.resize(n); sl.Yv.resize((size_t) n * K); sl.dYv.resize((size_t) n * K * 3);
+    sl.Qv.resize((size_t) n * N); sl.dQv.resize((size_t) n * N);
     std::fill(P.begin(), P.end(), 0.0);
     const double w = m.r_cut - m.r_min, ds = 2.0 / w;
     for (int e = 0; e < n; e++) {
       const double *d = del + 3 * e;
       double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-      pr[e] = r;
-      sh.compute(d, &Yv[(size_t) e * K], &dYv[(size_t) e * K * 3]);
+      sl.pr[e] = r;
+      sh.compute(d, &sl.Yv[(size_t) e * K], &sl.dYv[(size_t) e * K * 3]);
       // Chebyshev T_n(s) and dT/dr, times the cutoff ((r_cut - r)/w)^2
       double s = (2.0 * r - m.r_min - m.r_cut) / w;
       double xc = (m.r_cut - r) / w, fc = xc * xc, dfc = -2.0 * xc / w;
-      double *Q = &Qv[(size_t) e * N], *dQ = &dQv[(size_t) e * N];
+      double *Q = &sl.Qv[(size_t) e * N], *dQ = &sl.dQv[(size_t) e * N];
       double T0 = 1, T1 = s, dT0 = 0, dT1 = ds;
-      for (int k = 0; k < N; k++) {
+      for (int q = 0; q < N; q++) {
         double T, dT;
-        if (k == 0) { T = T0; dT = dT0; }
-        else if (k == 1) { T = T1; dT = dT1; }
+        if (q == 0) { T = T0; dT = dT0; }
+        else if (q == 1) { T = T1; dT = dT1; }
         else {
           T = 2 * s * T1 - T0; dT = 2 * (ds * T1 + s * dT1) - dT0;
           T0 = T1; T1 = T; dT0 = dT1; dT1 = dT;
         }
-        Q[k] = T * fc; dQ[k] = dT * fc + T * dfc;
+        Q[q] = T * fc; dQ[q] = dT * fc + T * dfc;
       }
-      const double *Y = &Yv[(size_t) e * K];
+      const double *Y = &sl.Yv[(size_t) e * K];
       double *Pz = &P[(size_t) zj[e] * N];
-      for (int k = 0; k < K; k++) {
-        double *row = Pz + (size_t) k * S * N;
-        for (int q = 0; q < N; q++) row[q] += Y[k] * Q[q];
+      for (int lm = 0; lm < K; lm++) {
+        double *row = Pz + (size_t) lm * S * N;
+        for (int q = 0; q < N; q++) row[q] += Y[lm] * Q[q];
       }
     }
-    // features: F[l, m, c] = sum_{z, n} W[zi, z, l, c, n] P[lm, z, n]
+    // F[l, m, c] = sum_{z, n} W[zi, z, l, c, n] P[lm, z, n]
     int off = 0;
     for (int l = 0; l < L; l++) {
       const int Cl = C + (l == 0 ? S : 0);
@@ -370,80 +412,83 @@ class Evaluator {
             const double *Wr = &m.W[((((size_t) zi * S + z) * L + l) * C + c) * N];
             for (int q = 0; q < N; q++) acc += Wr[q] * Prow[z * N + q];
           }
-          x[off + mm * Cl + c] = acc;
+          if (l == 0) acc -= m.shift[(size_t) zi * C + c];
+          X[(size_t) (off + mm * Cl + c) * B + k] = acc;
         }
-        if (l == 0) {
-          for (int c = 0; c < C; c++) x[off + c] -= m.shift[(size_t) zi * C + c];
-          for (int z = 0; z < S; z++) x[off + C + z] = (z == zi) ? 1.0 : 0.0;
-        }
+        if (l == 0)
+          for (int z = 0; z < S; z++) X[(size_t) (off + C + z) * B + k] = (z == zi) ? 1.0 : 0.0;
       }
       off += (2 * l + 1) * Cl;
     }
-    // tensor train, forward: L_0 = 1, L_{s+1}[b] = sum_{a,j} L_s[a] x_j G_s[a, j, b] (L_d = E_i - e0)
-    const int d = m.order;
-    Lenv[0][0] = 1.0;
+  }
+
+  /* forward: L_0 = 1, L_{s+1}[b] = sum_{a,j} L_s[a] x_j G_s[a, j, b] (L_d = E - e0); with back,
+     R_d = 1, R_s[a] = sum_{j,b} x_j G_s[a, j, b] R_{s+1}[b] */
+  void contract(bool back) {
+    const Model &m = mod;
+    const int d = m.order, B = BLOCK;
+    for (int k = 0; k < B; k++) Lenv[0][k] = 1.0;
     for (int s = 0; s < d; s++) {
       const Core &c = m.cores[s];
-      std::vector<double> &Ln = s + 1 < d ? Lenv[s + 1] : last;
-      Ln.resize(c.Dr);
+      double *Ln = s + 1 < d ? Lenv[s + 1].data() : last.data();
       const double *Ls = Lenv[s].data();
       const Sparse3 &q = c.byb;
       for (int bb = 0; bb < c.Dr; bb++) {
-        double acc0 = 0, acc1 = 0;
-        int e = q.start[bb], e1 = q.start[bb + 1];
-        for (; e + 1 < e1; e += 2) {
-          acc0 += q.v[e] * Ls[q.u[e]] * x[q.w[e]];
-          acc1 += q.v[e + 1] * Ls[q.u[e + 1]] * x[q.w[e + 1]];
+        double acc[BLOCK] = {0};
+        for (int e = q.start[bb]; e < q.start[bb + 1]; e++) {
+          const double v = q.v[e], *la = Ls + (size_t) q.u[e] * B, *xj = &X[(size_t) q.w[e] * B];
+          for (int k = 0; k < BLOCK; k++) acc[k] += v * la[k] * xj[k];
         }
-        if (e < e1) acc0 += q.v[e] * Ls[q.u[e]] * x[q.w[e]];
-        Ln[bb] = acc0 + acc1;
+        for (int k = 0; k < BLOCK; k++) Ln[(size_t) bb * B + k] = acc[k];
       }
     }
-    double energy = last[0] + m.e0[zi];
-    if (!grad && !grade_out) return energy;
-    // backward: R_d = 1, R_s[a] = sum_{j,b} x_j G_s[a, j, b] R_{s+1}[b]
-    Renv[d].assign(1, 1.0);
+    if (!back) return;
+    double *Rd = Renv[d].data();
+    for (int k = 0; k < B; k++) Rd[k] = 1.0;
     for (int s = d - 1; s >= 0; s--) {
       const Core &c = m.cores[s];
-      std::vector<double> &Rs = Renv[s];
-      Rs.resize(c.Dl);
+      double *Rs = s > 0 ? Renv[s].data() : nullptr;
+      if (!Rs) continue;  // R_0 is the energy again: not needed
       const double *Rn = Renv[s + 1].data();
       const Sparse3 &q = c.bya;
       for (int aa = 0; aa < c.Dl; aa++) {
-        double acc0 = 0, acc1 = 0;
-        int e = q.start[aa], e1 = q.start[aa + 1];
-        for (; e + 1 < e1; e += 2) {
-          acc0 += q.v[e] * x[q.u[e]] * Rn[q.w[e]];
-          acc1 += q.v[e + 1] * x[q.u[e + 1]] * Rn[q.w[e + 1]];
+        double acc[BLOCK] = {0};
+        for (int e = q.start[aa]; e < q.start[aa + 1]; e++) {
+          const double v = q.v[e], *xj = &X[(size_t) q.u[e] * B], *rb = Rn + (size_t) q.w[e] * B;
+          for (int k = 0; k < BLOCK; k++) acc[k] += v * xj[k] * rb[k];
         }
-        if (e < e1) acc0 += q.v[e] * x[q.u[e]] * Rn[q.w[e]];
-        Rs[aa] = acc0 + acc1;
+        for (int k = 0; k < BLOCK; k++) Rs[(size_t) aa * B + k] = acc[k];
       }
     }
-    // dE/dx_j = sum_s sum_{ab} L_s[a] G_s[a, j, b] R_{s+1}[b]
-    if (grad) {
-      std::fill(gx.begin(), gx.end(), 0.0);
-      for (int s = 0; s < d; s++) {
-        const Core &c = m.cores[s];
-        const double *Ls = Lenv[s].data(), *Rn = Renv[s + 1].data();
-        const int *ca = c.a.data(), *cb = c.b.data();
-        const double *cv = c.v.data();
-        for (int j = 0; j < m.Df; j++) {
-          double acc0 = 0, acc1 = 0;
-          int e = c.jstart[j], e1 = c.jstart[j + 1];
-          for (; e + 1 < e1; e += 2) {
-            acc0 += cv[e] * Ls[ca[e]] * Rn[cb[e]];
-            acc1 += cv[e + 1] * Ls[ca[e + 1]] * Rn[cb[e + 1]];
-          }
-          if (e < e1) acc0 += cv[e] * Ls[ca[e]] * Rn[cb[e]];
-          gx[j] += acc0 + acc1;
+  }
+
+  // dE/dx_j = sum_s sum_{ab} L_s[a] G_s[a, j, b] R_{s+1}[b]
+  void input_gradient() {
+    const Model &m = mod;
+    const int B = BLOCK;
+    std::fill(GX.begin(), GX.end(), 0.0);
+    for (int s = 0; s < m.order; s++) {
+      const Core &c = m.cores[s];
+      const double *Ls = Lenv[s].data(), *Rn = Renv[s + 1].data();
+      for (int j = 0; j < m.Df; j++) {
+        double acc[BLOCK] = {0};
+        for (int e = c.jstart[j]; e < c.jstart[j + 1]; e++) {
+          const double v = c.v[e], *la = Ls + (size_t) c.a[e] * B, *rb = Rn + (size_t) c.b[e] * B;
+          for (int k = 0; k < BLOCK; k++) acc[k] += v * la[k] * rb[k];
         }
+        double *g = &GX[(size_t) j * B];
+        for (int k = 0; k < BLOCK; k++) g[k] += acc[k];
       }
     }
-    if (grade_out) *grade_out = grade_of();
-    if (!grad) return energy;
-    // H[lm, z, n] = sum_c dE/dF[l, m, c] W[zi, z, l, c, n]
-    off = 0;
+  }
+
+  // the pull-back of atom k: H[lm, z, n] = sum_c dE/dF[l, m, c] W[zi, z, l, c, n], then per pair
+  // g = rhat sum_lm Y_lm (h Q')_lm + sum_lm grad Y_lm (h Q)_lm
+  void pull(int k, int zi, int n, const double *del, double *grad) {
+    const Model &m = mod;
+    const int L = m.lmax + 1, K = L * L, S = m.S, N = m.N, C = m.C, B = BLOCK;
+    const Slot &sl = slot[k];
+    int off = 0;
     for (int l = 0; l < L; l++) {
       const int Cl = C + (l == 0 ? S : 0);
       for (int mm = 0; mm < 2 * l + 1; mm++) {
@@ -452,40 +497,40 @@ class Evaluator {
           for (int q = 0; q < N; q++) {
             double acc = 0;
             for (int c = 0; c < C; c++)
-              acc += gx[off + mm * Cl + c] * m.W[((((size_t) zi * S + z) * L + l) * C + c) * N + q];
+              acc += GX[(size_t) (off + mm * Cl + c) * B + k] * m.W[((((size_t) zi * S + z) * L + l) * C + c) * N + q];
             Hrow[z * N + q] = acc;
           }
       }
       off += (2 * l + 1) * Cl;
     }
+    (void) sl;
     for (int e = 0; e < n; e++) {
-      const double *Y = &Yv[(size_t) e * K], *dY = &dYv[(size_t) e * K * 3];
-      const double *Q = &Qv[(size_t) e * N], *dQ = &dQv[(size_t) e * N];
-      const double *Hz = &H[(size_t) zj[e] * N];
+      const double *Y = &sl.Yv[(size_t) e * K], *dY = &sl.dYv[(size_t) e * K * 3];
+      const double *Q = &sl.Qv[(size_t) e * N], *dQ = &sl.dQv[(size_t) e * N];
+      const double *Hz = &H[(size_t) zjs(k, e) * N];
       double radial = 0, g[3] = {0, 0, 0};
-      for (int k = 0; k < K; k++) {
-        const double *h = Hz + (size_t) k * S * N;
+      for (int lm = 0; lm < K; lm++) {
+        const double *h = Hz + (size_t) lm * S * N;
         double hQ = 0, hdQ = 0;
         for (int q = 0; q < N; q++) { hQ += h[q] * Q[q]; hdQ += h[q] * dQ[q]; }
-        radial += Y[k] * hdQ;
-        g[0] += dY[3 * k] * hQ; g[1] += dY[3 * k + 1] * hQ; g[2] += dY[3 * k + 2] * hQ;
+        radial += Y[lm] * hdQ;
+        g[0] += dY[3 * lm] * hQ; g[1] += dY[3 * lm + 1] * hQ; g[2] += dY[3 * lm + 2] * hQ;
       }
       const double *dv = del + 3 * e;
-      double ir = 1.0 / pr[e];
+      double ir = 1.0 / sl.pr[e];
       for (int a = 0; a < 3; a++) grad[3 * e + a] = dv[a] * ir * radial + g[a];
     }
-    return energy;
   }
 
-  // spherical harmonics alone (for the convention test)
-  void sph(const double *v, double *Y, double *dY) { sh.compute(v, Y, dY); }
+  int zjs(int k, int e) const { return zjp[k][e]; }
 
- private:
-  double grade_of() {
+  double grade_of(int k) {
     const Grade &g = mod.grade;
+    const int B = BLOCK;
     std::fill(phi.begin(), phi.end(), 0.0);
-    const std::vector<double> &L = Lenv[g.core], &R = Renv[g.core + 1];
-    for (size_t e = 0; e < g.v.size(); e++) phi[g.p[e]] += g.v[e] * L[g.a[e]] * x[g.j[e]] * R[g.b[e]];
+    const double *L = Lenv[g.core].data(), *R = Renv[g.core + 1].data();
+    for (size_t e = 0; e < g.v.size(); e++)
+      phi[g.p[e]] += g.v[e] * L[(size_t) g.a[e] * B + k] * X[(size_t) g.j[e] * B + k] * R[(size_t) g.b[e] * B + k];
     double best = 0;
     for (int c = 0; c < g.rank; c++) {
       double acc = 0;
@@ -497,9 +542,10 @@ class Evaluator {
 
   const Model &mod;
   SphHarm sh;
-  std::vector<double> x, gx, P, H, pr, Yv, dYv, Qv, dQv, phi;
+  std::vector<Slot> slot;
+  const int *zjp[BLOCK] = {nullptr};
+  std::vector<double> X, GX, P, H, phi, last;
   std::vector<std::vector<double>> Lenv, Renv;
-  std::vector<double> last;
 };
 
 }  // namespace etnpot

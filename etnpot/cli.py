@@ -154,7 +154,8 @@ def _cmd_lammps(args) -> int:
     try:
         cb = run_input(args.input, args.model, args.species, fix_id=args.fix_id, skin=args.skin,
                        log_file=args.log, screen=not args.quiet, variables=args.var or (),
-                       extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold)
+                       extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold,
+                       summary_interval=args.summary_interval)
     except RuntimeError as e:  # the model failed during the run (LAMMPS stopped via fix halt)
         print(f"etnpot lammps: error: {e}", file=sys.stderr)
         return 1
@@ -304,7 +305,11 @@ def main(argv=None) -> int:
     p.add_argument("--skin", type=float, default=1.0, help="neighbour skin in Å (sets LAMMPS's neighbor)")
     p.add_argument("--log", default="log.lammps", help="LAMMPS log file ('none': no log)")
     p.add_argument("--var", nargs=2, action="append", metavar=("NAME", "VALUE"), help="LAMMPS -var NAME VALUE")
-    p.add_argument("--grade-threshold", type=float, default=5.0, help="warn above this extrapolation grade")
+    p.add_argument("--grade-threshold", type=float, default=D.EXTRAPOLATION["grade_threshold"],
+                   help=f"warn above this extrapolation grade (default {D.EXTRAPOLATION['grade_threshold']:g})")
+    p.add_argument("--summary-interval", type=int, default=D.EXTRAPOLATION["summary_interval"],
+                   help="after the first extrapolation warning, one summary per this many steps "
+                        f"(default {D.EXTRAPOLATION['summary_interval']}; 0: only at the end)")
     p.add_argument("--no-grades", action="store_true", help="do not compute extrapolation grades")
     p.add_argument("-q", "--quiet", action="store_true", help="no LAMMPS screen output")
     p.set_defaults(func=_cmd_lammps)
@@ -330,6 +335,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
+    import warnings
+
+    from .grade import ExtrapolationWarning
+
+    plain = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):  # no source line between LAMMPS's thermo lines
+        if issubclass(category, ExtrapolationWarning):
+            return f"WARNING etnpot: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, KeyboardInterrupt) as e:
@@ -339,6 +356,8 @@ def main(argv=None) -> int:
             return 130
         print(f"etnpot {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = plain
 
 
 if __name__ == "__main__":  # pragma: no cover

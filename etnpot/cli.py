@@ -42,7 +42,7 @@ def _cmd_info(args) -> int:
     print(f"tensor train   order={pot.order}")
     for k, bond in enumerate(pot.tt.bonds[1:-1], start=1):
         print(f"  bond {k}       {bond}")
-    print(f"parameters     {pot.num_parameters}  " + ", ".join(f"{k}={v}" for k, v in pot.parameter_counts().items()))
+    print(f"parameters     {pot.describe_parameters()}")
     print(f"extrapolation  {'active set of rank ' + str(pot.active_set.rank) + ' (core ' + str(pot.active_set.core) + ')' if pot.active_set is not None else 'no active set (no grades)'}")
     md = header.get("metadata") or {}
     prov = md.get("provenance")
@@ -266,9 +266,24 @@ def _model_data_arguments(p, output_help):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def _silence_stdout():
+    """Point stdout at /dev/null, so that the interpreter's final flush to a closed pipe raises
+    nothing (Python's documented recipe for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (e.g. captured by tests)
+        pass
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="etnpot", description="Equivariant tensor-network interatomic potentials")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"etnpot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model")
@@ -348,7 +363,12 @@ def main(argv=None) -> int:
 
     warnings.formatwarning = one_line
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit
+        return rc
+    except BrokenPipeError:  # the reader went away (etnpot info --json m.etn | head): not an error of etnpot
+        _silence_stdout()
+        return 0
     except (FileNotFoundError, ValueError, KeyboardInterrupt) as e:
         if isinstance(e, KeyboardInterrupt):
             print(f"etnpot {args.command}: interrupted; a checkpoint (if configured) holds the last completed sweep",

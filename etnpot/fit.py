@@ -172,12 +172,13 @@ class ALSFitter:
 
         rows = count_rows(self.loss.n_conf, n_atoms, self.weights)
         n_conf = self.loss.n_conf
-        P = self.pot.tt.num_parameters
+        P = self.pot.fitted_parameters
         if rows < D.MIN_ROWS_PER_PARAMETER * P:
-            log.warning("the model has %d fitted parameters and the training data give %d rows (%d configurations, "
-                        "%d atoms): fewer than %d per parameter, so expect it to fit the training set far better than "
-                        "new data; add data, or lower l_max, order or rank (etnpot fit's size_to_data tries lower "
-                        "l_max; etnpot scan compares them)", P, rows, n_conf, n_atoms, D.MIN_ROWS_PER_PARAMETER)
+            log.warning("the model (order %d, l_max %d) has %s and the training data give %d rows (%d configurations, "
+                        "%d atoms): fewer than %d per fitted parameter, so expect it to fit the training set far better "
+                        "than new data; add data, or lower l_max, order or rank (etnpot fit's size_to_data tries lower "
+                        "l_max; etnpot scan compares them)", self.pot.order, self.pot.basis.l_max,
+                        self.pot.describe_parameters(), rows, n_conf, n_atoms, D.MIN_ROWS_PER_PARAMETER)
 
     # ------------------------------------------------------------ the objective and the steps
     def errors(self, data) -> dict | None:

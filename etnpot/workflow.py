@@ -210,7 +210,7 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
-    out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
+    out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}\n{pot.describe_parameters()}")
     for name in ("train", "validation", "test"):
         if report[name]:
             out(format_error_table(report[name], f"\n{name} errors"))
@@ -244,13 +244,13 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
 
     def entry(kw, p, ftr, secs):
         return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable_rank(kw["rank"]),
-                "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
-                "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
+                "num_parameters": p.num_parameters, "fitted_parameters": p.fitted_parameters,
+                "rows_per_parameter": rows / p.fitted_parameters, "validation": ftr.errors(validation),
                 "validation_loss": ftr.best[0], "seconds": secs}
 
     label = lambda kw: f"order {kw['order']}, l_max {kw['l_max']}, rank {kw['rank']}"
     log.info("the training data give %d rows, %.2f per fitted parameter of the configured model: fitting %s as well "
-             "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.tt.num_parameters,
+             "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.fitted_parameters,
              "; ".join(label(kw) for kw in others))
     choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
     for kw in others:
@@ -263,7 +263,7 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
     best = min(range(len(choice)), key=lambda k: choice[k]["validation_loss"])
     for k, c in enumerate(choice):
         c["kept"] = k == best
-        log.info("%s: %d parameters, validation loss %.6g%s", label(c), c["num_parameters"], c["validation_loss"],
+        log.info("%s: %s, validation loss %.6g%s", label(c), fitted[k][0].describe_parameters(), c["validation_loss"],
                  " (kept)" if k == best else "")
     kept = dict(m, **([_model_kwargs(m)] + others)[best])
     return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float)), kept

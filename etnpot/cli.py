@@ -350,6 +350,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
+    progress = logging.getLogger("etnpot.progress")  # a fit's line per sweep where stderr is no terminal
+    for h in [h for h in progress.handlers if getattr(h, "_etnpot_cli", False)]:
+        progress.removeHandler(h)  # an earlier main() in this process: its stderr may be another
+    h = logging.StreamHandler(sys.stderr)
+    h._etnpot_cli = True
+    h.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(h)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
     import warnings
 
     from .grade import ExtrapolationWarning

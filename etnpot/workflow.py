@@ -253,10 +253,11 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
              "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.fitted_parameters,
              "; ".join(label(kw) for kw in others))
     choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
-    for kw in others:
+    for n, kw in enumerate(others, start=2):
         t = time.perf_counter()
         p = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **kw)
         ftr = ALSFitter(p, train, validation, weights, settings, e0=f["e0"], progress=progress)
+        ftr.label = f"candidate {n}/{len(others) + 1}: {ftr.label}"  # 1 is the configured model, fitted first
         ftr.run()
         choice.append(entry(kw, p, ftr, time.perf_counter() - t))
         fitted.append((p, ftr))

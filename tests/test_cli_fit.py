@@ -344,3 +344,38 @@ def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path
     capsys.readouterr()
     assert main(["fit", str(cfg), "-q"]) == 2
     assert "try_order4" in capsys.readouterr().err
+
+
+def test_progress_bars_name_their_fit_and_no_terminal_gives_a_line_per_sweep(tmp_path, capsys, monkeypatch):
+    """On a terminal each bar says which candidate and model it fits; without one (stderr a pipe
+    or file) the fit writes one line per sweep, with no carriage returns."""
+    import etnpot.fit
+
+    write_small_data(tmp_path)
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 2\npatience = 5"))  # thin data: l_max 2 and l_max 1
+    monkeypatch.setattr(etnpot.fit, "use_bars", lambda: True)
+    assert main(["fit", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "order 2, l_max 2:" in err and "candidate 2/2: order 2, l_max 1:" in err
+    monkeypatch.setattr(etnpot.fit, "use_bars", lambda: False)
+    assert main(["fit", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ": sweep " in ln]
+    assert [ln.split(", objective")[0] for ln in lines] == [
+        "order 2, l_max 2: sweep 1/2", "order 2, l_max 2: sweep 2/2",
+        "candidate 2/2: order 2, l_max 1: sweep 1/2", "candidate 2/2: order 2, l_max 1: sweep 2/2"]
+    assert all("validation E" in ln for ln in lines)
+    assert main(["fit", str(cfg), "-q"]) == 0
+    assert ": sweep " not in capsys.readouterr().err
+
+
+def test_use_bars_is_false_without_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from etnpot.fit import use_bars
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert use_bars() is False

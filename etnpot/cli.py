@@ -1,4 +1,5 @@
 """Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
+``etnpot grade MODEL FILES...`` / ``etnpot select MODEL CANDIDATES... -n N --output F`` (active learning),
 ``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`),
 ``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`),
 ``etnpot compress MODEL --channels C`` (fewer radial channels, :mod:`etnpot.compress`).
@@ -134,6 +135,110 @@ def _cmd_eval(args) -> int:
                 a.info[f"{args.prefix}stress"] = p["stress"]
             frames.append(a)
         ase.io.write(args.output, frames, format="extxyz")
+    return 0
+
+
+def _graded_model(path):
+    """The model of ``path`` and its active set, or a ValueError that says how to get one."""
+    from .grade import checked_active_set
+    from .io import load
+
+    pot = load(path)
+    try:
+        checked_active_set(pot)
+    except ValueError as e:
+        raise ValueError(f"{path} has no grade data ({e}); models written by etnpot fit have it (unless [fit] "
+                         "active_set = false); for a model fitted in Python, or pruned or compressed, run "
+                         "etnpot.grade.fit_active_set(model, training_configurations) and save it") from None
+    return pot
+
+
+def _read_structures(paths):
+    """``[(path, index, atoms)]`` of every structure in ``paths`` (any format ASE reads)."""
+    import os
+
+    import ase.io
+
+    out = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"no such file: {p}")
+        out += [(p, k, a) for k, a in enumerate(ase.io.read(p, index=":"))]
+    return out
+
+
+def _cmd_grade(args) -> int:
+    import ase.io
+    import numpy as np
+
+    from .environments import unseen_environments
+
+    pot = _graded_model(args.model)
+    frames = []
+    for path in args.files:
+        structs = _read_structures([path])
+        worst, n_over, c_over, n_unseen, c_unseen, n_atoms = (0.0, None), 0, 0, 0, 0, 0
+        for _, k, atoms in structs:
+            res = pot.compute([atoms], forces=False, stress=False, grades=True)
+            g = np.asarray(res["extrapolation_grades"], dtype=np.float64)
+            flag = np.zeros(len(atoms), dtype=bool)
+            flag[unseen_environments(pot, pot.graph([atoms]))] = True
+            a = atoms.copy()
+            a.calc = None
+            a.arrays["extrapolation_grade"] = g
+            a.arrays[f"{args.prefix}energies"] = np.asarray(res["energies"], dtype=np.float64)
+            a.arrays["unseen_species"] = flag
+            a.info["max_extrapolation_grade"] = float(g.max()) if len(g) else 0.0
+            a.info[f"{args.prefix}energy"] = float(res["energy"][0])
+            a.info["source"] = f"{path}@{k}"
+            frames.append(a)
+            n_atoms += len(a)
+            if len(g) and g.max() > worst[0]:
+                worst = (float(g.max()), k)
+            over = int(np.count_nonzero(g > args.threshold))
+            n_over, c_over = n_over + over, c_over + bool(over)
+            n_unseen, c_unseen = n_unseen + int(flag.sum()), c_unseen + bool(flag.any())
+        print(f"{path}: {len(structs)} structures, {n_atoms} atoms; largest grade {worst[0]:.3g}"
+              + (f" (structure {worst[1]})" if worst[1] is not None else "")
+              + f"; {n_over} atoms in {c_over} structures above {args.threshold:g}; {n_unseen} atoms in {c_unseen} "
+              "structures in unseen species environments")
+    if args.output:
+        ase.io.write(args.output, frames, format="extxyz")
+        print(f"wrote {args.output} (per atom: extrapolation_grade, {args.prefix}energies, unseen_species)")
+    return 0
+
+
+def _cmd_select(args) -> int:
+    import ase.io
+
+    from .grade import select_configurations
+
+    pot = _graded_model(args.model)
+    structs = _read_structures(args.candidates)
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    grades = pot.compute([a for _, _, a in structs], forces=False, stress=False, grades=True)["extrapolation_grades"]
+    pos, worst = 0, []
+    for _, _, a in structs:
+        worst.append(float(grades[pos:pos + len(a)].max()) if len(a) else 0.0)
+        pos += len(a)
+    chosen = select_configurations(pot, [a for _, _, a in structs], args.n, threshold=args.threshold)
+    print(f"{len(structs)} candidates, {sum(g > args.threshold for g in worst)} with a grade above "
+          f"{args.threshold:g}; chose {len(chosen)} (each extends the training active set the most, given the "
+          "ones before):")
+    frames = []
+    for rank, i in enumerate(chosen, start=1):
+        path, k, a = structs[i]
+        print(f"  {rank:>3}. {path} structure {k} ({len(a)} atoms, largest grade {worst[i]:.3g})")
+        a = a.copy()
+        a.calc = None
+        a.info["source"] = f"{path}@{k}"
+        a.info["max_extrapolation_grade"] = worst[i]
+        frames.append(a)
+    if len(chosen) < args.n:
+        print(f"only {len(chosen)} of the candidates extend the active set beyond the threshold {args.threshold:g}")
+    ase.io.write(args.output, frames, format="extxyz")
+    print(f"wrote {args.output}: label these (reference energies and forces) and add them to the training data")
     return 0
 
 
@@ -311,6 +416,23 @@ def main(argv=None) -> int:
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("grade", help="per-atom extrapolation grades, energies and unseen-species flags of structures")
+    p.add_argument("model")
+    p.add_argument("files", nargs="+", help="structures (any format ASE reads, e.g. an MD trajectory)")
+    p.add_argument("--output", default=None, help="write the structures with the per-atom arrays to this extxyz file")
+    p.add_argument("--threshold", type=float, default=D.EXTRAPOLATION["grade_threshold"],
+                   help=f"count atoms above this grade (default {D.EXTRAPOLATION['grade_threshold']:g})")
+    p.add_argument("--prefix", default="ETN_", help="key prefix of the predicted energies (default ETN_)")
+    p.set_defaults(func=_cmd_grade)
+    p = sub.add_parser("select", help="choose the N candidate structures that most extend the training active set "
+                                      "(active learning: label these next)")
+    p.add_argument("model")
+    p.add_argument("candidates", nargs="+", help="candidate structures (any format ASE reads)")
+    p.add_argument("-n", type=int, required=True, help="how many to choose")
+    p.add_argument("--output", required=True, help="extxyz file of the chosen structures")
+    p.add_argument("--threshold", type=float, default=1.0,
+                   help="choose only structures with a grade above this (default 1: outside the active set's span)")
+    p.set_defaults(func=_cmd_select)
     p = sub.add_parser("lammps", help="run a LAMMPS input whose potential is 'fix etn all external pf/callback 1 1' "
                                       "(also under mpiexec -n N)")
     p.add_argument("input", help="LAMMPS input file (units metal; no pair_style; the fix line in its place)")

@@ -111,6 +111,14 @@ def _cmd_eval(args) -> int:
         print(f"species environments never seen in training: {n_new} atoms in {cells} of {len(configs)} "
               "configurations" + (" (the model extrapolates there)" if n_new else ""))
         table["unseen_species_environments"] = {"atoms": n_new, "configurations": cells}
+    if args.plot is not None:
+        from .plots import parity
+
+        path = args.plot or os.path.splitext(args.model)[0] + "_eval_parity.png"
+        if parity(path, {"data": (configs, pred)}, f"{args.model} on {', '.join(args.data)}"):
+            print(f"parity plot   {path}")
+        else:
+            print("no parity plot: matplotlib is not installed (pip install 'etnpot[plot]')", file=sys.stderr)
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
@@ -412,6 +420,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the error table as JSON here")
     p.add_argument("--output", default=None, help="write predictions (and references) to this extxyz file")
     p.add_argument("--prefix", default="ETN_", help="key prefix of predictions in the extxyz output")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="PNG",
+                   help="parity plot of energies and forces (default name MODEL_eval_parity.png; needs matplotlib)")
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")

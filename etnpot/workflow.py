@@ -210,6 +210,8 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
+    if client is None:  # the pictures, where matplotlib is installed (etnpot.plots)
+        report["plots"] = _fit_plots(pot, fitter, train, validation, test, report, os.path.splitext(out_model)[0])
     out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}\n{pot.describe_parameters()}")
     for name in ("train", "validation", "test"):
         if report[name]:
@@ -223,6 +225,25 @@ def run_fit(cfg: dict, data_dir=None, resume: bool = False, progress: bool = Tru
     if client is not None:
         client.close()
     return pot, report
+
+
+def _fit_plots(pot, fitter, train, validation, test, report, stem) -> list:
+    """``STEM_parity.png`` (train, validation, test) and ``STEM_convergence.png`` (validation error
+    per sweep); the paths written (none without matplotlib)."""
+    from . import plots
+    from .metrics import predict
+
+    if plots.pyplot() is None:
+        return []
+    sets = {}
+    for name, configs in (("train", train), ("validation", validation), ("test", test)):
+        if configs:
+            sub = configs if len(configs) <= plots.MAX_CONFIGS else configs[:: -(-len(configs) // plots.MAX_CONFIGS)]
+            sets[name] = (sub, predict(pot, sub))
+    written = [plots.parity(stem + "_parity.png", sets, f"{os.path.basename(stem)}: {pot.describe_parameters()}"),
+               plots.convergence(stem + "_convergence.png", report["history"], report["best_sweep"],
+                                 os.path.basename(stem))]
+    return [w for w in written if w]
 
 
 def _choose_model(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds, try_order4):

@@ -13,6 +13,11 @@ Between calls (MD steps, relaxation steps) the neighbour search is reused: a
 cell, periodicity, atom count or atomic numbers changed; each call recomputes and filters the
 kept pairs' vectors to ``r_cut``.  The results are those of a fresh search (to rounding).
 ``skin=0`` searches at every call.
+
+Extrapolation (grades above ``grade_threshold``, atoms in species combinations the training data
+never showed) is warned about once, at the first evaluation where it happens; after that a
+summary every ``summary_interval`` evaluations (:class:`etnpot.grade.ExtrapolationMonitor`), and
+:meth:`ETNCalculator.extrapolation_summary` gives the totals.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ import warnings
 
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from . import defaults as D
 
 __all__ = ["ETNCalculator"]
 
@@ -31,12 +38,15 @@ class ETNCalculator(Calculator):
                               "extrapolation_grades"]
     nolabel = True
 
-    def __init__(self, potential, extrapolation: str = "warn", grade_threshold: float = 5.0, skin: float = 1.0,
-                 **kwargs):
-        """``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` when an
-        atom's grade exceeds ``grade_threshold``), ``"raise"`` (an
-        :class:`~etnpot.grade.ExtrapolationError`) or ``"off"`` (no grades computed).
-        ``skin``: Å beyond the cutoff kept in the reused neighbour list (0: search every call)."""
+    def __init__(self, potential, extrapolation: str = "warn",
+                 grade_threshold: float = D.EXTRAPOLATION["grade_threshold"], skin: float = 1.0,
+                 summary_interval: int = D.EXTRAPOLATION["summary_interval"], **kwargs):
+        """``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` the first
+        time an atom's grade exceeds ``grade_threshold`` or an atom's species environment is
+        unseen, then a summary every ``summary_interval`` evaluations in which it happened again;
+        0: no summaries), ``"raise"`` (an :class:`~etnpot.grade.ExtrapolationError`) or ``"off"``
+        (no grades computed).  ``skin``: Å beyond the cutoff kept in the reused neighbour list (0:
+        search every call)."""
         super().__init__(**kwargs)
         if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
             from .io import load
@@ -47,6 +57,9 @@ class ETNCalculator(Calculator):
         self.potential = potential
         self.extrapolation = extrapolation
         self.grade_threshold = float(grade_threshold)
+        from .grade import ExtrapolationMonitor
+
+        self.monitor = ExtrapolationMonitor(self.grade_threshold, summary_interval)
         self.n_calls = 0  # number of actual evaluations (tests use it to check caching)
         self.skin = float(skin)
         self.neighbors = None  # the VerletList, made at the first call (and again if r_cut, skin or species change)
@@ -92,23 +105,36 @@ class ETNCalculator(Calculator):
         from .grade import ExtrapolationError, ExtrapolationWarning
 
         msgs = []
+        worst = atom = None
         if grades:
             g = res["extrapolation_grades"]
             self.results["extrapolation_grades"] = g
             worst = float(g.max()) if len(g) else 0.0
+            atom = int(np.argmax(g)) if len(g) else None
             if worst > self.grade_threshold:
-                msgs.append(f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {int(np.argmax(g))}): "
+                msgs.append(f"extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom {atom}): "
                             "the potential is used outside its training data")
         unseen, codes = unseen_environment_codes(self.potential, graph)
         self.results["unseen_species_environments"] = len(unseen)
+        detail = (f"atom {int(unseen[0])}: {describe_environment(codes[0], self.potential.species)}"
+                  if len(unseen) else "")
         if len(unseen):
             msgs.append(f"{len(unseen)} atom(s) in a combination of species that the training data never showed "
-                        f"(atom {int(unseen[0])}: {describe_environment(codes[0], self.potential.species)}): the "
-                        "potential extrapolates there")
+                        f"({detail}): the potential extrapolates there")
         if msgs and self.extrapolation == "raise":
             raise ExtrapolationError("; ".join(msgs))
-        for msg in msgs:
+        for msg in self.monitor.observe(self.n_calls, worst, atom, len(unseen), detail):
             warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+
+    def extrapolation_summary(self, flush: bool = False) -> dict:
+        """Totals of the extrapolation checks so far (:meth:`etnpot.grade.ExtrapolationMonitor.summary`);
+        ``flush``: also warn with the summary of the evaluations since the last message."""
+        if flush:
+            from .grade import ExtrapolationWarning
+
+            for msg in self.monitor.flush():
+                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+        return self.monitor.summary()
 
     def _graph(self):
         from .neighbors import VerletList

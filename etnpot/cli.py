@@ -1,4 +1,5 @@
 """Command line: ``etnpot fit CONFIG.toml``, ``etnpot eval MODEL DATA...``, ``etnpot info MODEL``, ``etnpot demo``,
+``etnpot grade MODEL FILES...`` / ``etnpot select MODEL CANDIDATES... -n N --output F`` (active learning),
 ``etnpot lammps IN.lmp --model MODEL --species A B`` (LAMMPS MD with the model, :mod:`etnpot.lammps`),
 ``etnpot prune MODEL --tolerance T`` (drop coupling paths, :mod:`etnpot.prune`),
 ``etnpot compress MODEL --channels C`` (fewer radial channels, :mod:`etnpot.compress`),
@@ -50,7 +51,7 @@ def _cmd_info(args) -> int:
     _say(f"tensor train   order={pot.order}")
     for k, bond in enumerate(pot.tt.bonds[1:-1], start=1):
         _say(f"  bond {k}       {bond}")
-    _say(f"parameters     {pot.num_parameters}  " + ", ".join(f"{k}={v}" for k, v in pot.parameter_counts().items()))
+    _say(f"parameters     {pot.describe_parameters()}")
     _say(f"extrapolation  {'active set of rank ' + str(pot.active_set.rank) + ' (core ' + str(pot.active_set.core) + ')' if pot.active_set is not None else 'no active set (no grades)'}")
     md = header.get("metadata") or {}
     prov = md.get("provenance")
@@ -132,6 +133,14 @@ def _cmd_eval(args) -> int:
         print(f"species environments never seen in training: {n_new} atoms in {cells} of {len(configs)} "
               "configurations" + (" (the model extrapolates there)" if n_new else ""))
         table["unseen_species_environments"] = {"atoms": n_new, "configurations": cells}
+    if args.plot is not None:
+        from .plots import parity
+
+        path = args.plot or os.path.splitext(args.model)[0] + "_eval_parity.png"
+        if parity(path, {"data": (configs, pred)}, f"{args.model} on {', '.join(args.data)}"):
+            print(f"parity plot   {path}")
+        else:
+            print("no parity plot: matplotlib is not installed (pip install 'etnpot[plot]')", file=sys.stderr)
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
@@ -159,6 +168,110 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _graded_model(path):
+    """The model of ``path`` and its active set, or a ValueError that says how to get one."""
+    from .grade import checked_active_set
+    from .io import load
+
+    pot = load(path)
+    try:
+        checked_active_set(pot)
+    except ValueError as e:
+        raise ValueError(f"{path} has no grade data ({e}); models written by etnpot fit have it (unless [fit] "
+                         "active_set = false); for a model fitted in Python, or pruned or compressed, run "
+                         "etnpot.grade.fit_active_set(model, training_configurations) and save it") from None
+    return pot
+
+
+def _read_structures(paths):
+    """``[(path, index, atoms)]`` of every structure in ``paths`` (any format ASE reads)."""
+    import os
+
+    import ase.io
+
+    out = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"no such file: {p}")
+        out += [(p, k, a) for k, a in enumerate(ase.io.read(p, index=":"))]
+    return out
+
+
+def _cmd_grade(args) -> int:
+    import ase.io
+    import numpy as np
+
+    from .environments import unseen_environments
+
+    pot = _graded_model(args.model)
+    frames = []
+    for path in args.files:
+        structs = _read_structures([path])
+        worst, n_over, c_over, n_unseen, c_unseen, n_atoms = (0.0, None), 0, 0, 0, 0, 0
+        for _, k, atoms in structs:
+            res = pot.compute([atoms], forces=False, stress=False, grades=True)
+            g = np.asarray(res["extrapolation_grades"], dtype=np.float64)
+            flag = np.zeros(len(atoms), dtype=bool)
+            flag[unseen_environments(pot, pot.graph([atoms]))] = True
+            a = atoms.copy()
+            a.calc = None
+            a.arrays["extrapolation_grade"] = g
+            a.arrays[f"{args.prefix}energies"] = np.asarray(res["energies"], dtype=np.float64)
+            a.arrays["unseen_species"] = flag
+            a.info["max_extrapolation_grade"] = float(g.max()) if len(g) else 0.0
+            a.info[f"{args.prefix}energy"] = float(res["energy"][0])
+            a.info["source"] = f"{path}@{k}"
+            frames.append(a)
+            n_atoms += len(a)
+            if len(g) and g.max() > worst[0]:
+                worst = (float(g.max()), k)
+            over = int(np.count_nonzero(g > args.threshold))
+            n_over, c_over = n_over + over, c_over + bool(over)
+            n_unseen, c_unseen = n_unseen + int(flag.sum()), c_unseen + bool(flag.any())
+        print(f"{path}: {len(structs)} structures, {n_atoms} atoms; largest grade {worst[0]:.3g}"
+              + (f" (structure {worst[1]})" if worst[1] is not None else "")
+              + f"; {n_over} atoms in {c_over} structures above {args.threshold:g}; {n_unseen} atoms in {c_unseen} "
+              "structures in unseen species environments")
+    if args.output:
+        ase.io.write(args.output, frames, format="extxyz")
+        print(f"wrote {args.output} (per atom: extrapolation_grade, {args.prefix}energies, unseen_species)")
+    return 0
+
+
+def _cmd_select(args) -> int:
+    import ase.io
+
+    from .grade import select_configurations
+
+    pot = _graded_model(args.model)
+    structs = _read_structures(args.candidates)
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    grades = pot.compute([a for _, _, a in structs], forces=False, stress=False, grades=True)["extrapolation_grades"]
+    pos, worst = 0, []
+    for _, _, a in structs:
+        worst.append(float(grades[pos:pos + len(a)].max()) if len(a) else 0.0)
+        pos += len(a)
+    chosen = select_configurations(pot, [a for _, _, a in structs], args.n, threshold=args.threshold)
+    print(f"{len(structs)} candidates, {sum(g > args.threshold for g in worst)} with a grade above "
+          f"{args.threshold:g}; chose {len(chosen)} (each extends the training active set the most, given the "
+          "ones before):")
+    frames = []
+    for rank, i in enumerate(chosen, start=1):
+        path, k, a = structs[i]
+        print(f"  {rank:>3}. {path} structure {k} ({len(a)} atoms, largest grade {worst[i]:.3g})")
+        a = a.copy()
+        a.calc = None
+        a.info["source"] = f"{path}@{k}"
+        a.info["max_extrapolation_grade"] = worst[i]
+        frames.append(a)
+    if len(chosen) < args.n:
+        print(f"only {len(chosen)} of the candidates extend the active set beyond the threshold {args.threshold:g}")
+    ase.io.write(args.output, frames, format="extxyz")
+    print(f"wrote {args.output}: label these (reference energies and forces) and add them to the training data")
+    return 0
+
+
 def _cmd_scan(args) -> int:
     from .config import load_config
     from .scan import scan
@@ -177,7 +290,7 @@ def _cmd_lammps(args) -> int:
         cb = run_input(args.input, args.model, args.species, fix_id=args.fix_id, skin=args.skin,
                        log_file=args.log, screen=not args.quiet, variables=args.var or (),
                        extrapolation="off" if args.no_grades else "warn", grade_threshold=args.grade_threshold,
-                       allow_pair_style=args.with_pair_style)
+                       allow_pair_style=args.with_pair_style, summary_interval=args.summary_interval)
     except RuntimeError as e:  # the model failed during the run (LAMMPS stopped via fix halt)
         print(f"etnpot lammps: error: {e}", file=sys.stderr)
         return 1
@@ -307,9 +420,24 @@ def _model_data_arguments(p, output_help):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def _silence_stdout():
+    """Point stdout at /dev/null, so that the interpreter's final flush to a closed pipe raises
+    nothing (Python's documented recipe for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (e.g. captured by tests)
+        pass
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="etnpot", description="Equivariant tensor-network interatomic potentials")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"etnpot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model")
@@ -335,10 +463,29 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the error table as JSON here")
     p.add_argument("--output", default=None, help="write predictions (and references) to this extxyz file")
     p.add_argument("--prefix", default="ETN_", help="key prefix of predictions in the extxyz output")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="PNG",
+                   help="parity plot of energies and forces (default name MODEL_eval_parity.png; needs matplotlib)")
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("grade", help="per-atom extrapolation grades, energies and unseen-species flags of structures")
+    p.add_argument("model")
+    p.add_argument("files", nargs="+", help="structures (any format ASE reads, e.g. an MD trajectory)")
+    p.add_argument("--output", default=None, help="write the structures with the per-atom arrays to this extxyz file")
+    p.add_argument("--threshold", type=float, default=D.EXTRAPOLATION["grade_threshold"],
+                   help=f"count atoms above this grade (default {D.EXTRAPOLATION['grade_threshold']:g})")
+    p.add_argument("--prefix", default="ETN_", help="key prefix of the predicted energies (default ETN_)")
+    p.set_defaults(func=_cmd_grade)
+    p = sub.add_parser("select", help="choose the N candidate structures that most extend the training active set "
+                                      "(active learning: label these next)")
+    p.add_argument("model")
+    p.add_argument("candidates", nargs="+", help="candidate structures (any format ASE reads)")
+    p.add_argument("-n", type=int, required=True, help="how many to choose")
+    p.add_argument("--output", required=True, help="extxyz file of the chosen structures")
+    p.add_argument("--threshold", type=float, default=1.0,
+                   help="choose only structures with a grade above this (default 1: outside the active set's span)")
+    p.set_defaults(func=_cmd_select)
     p = sub.add_parser("lammps", help="run a LAMMPS input whose potential is 'fix etn all external pf/callback 1 1' "
                                       "(also under mpiexec -n N)")
     p.add_argument("input", help="LAMMPS input file (units metal; no pair_style; the fix line in its place)")
@@ -348,7 +495,11 @@ def main(argv=None) -> int:
     p.add_argument("--skin", type=float, default=1.0, help="neighbour skin in Å (sets LAMMPS's neighbor)")
     p.add_argument("--log", default="log.lammps", help="LAMMPS log file ('none': no log)")
     p.add_argument("--var", nargs=2, action="append", metavar=("NAME", "VALUE"), help="LAMMPS -var NAME VALUE")
-    p.add_argument("--grade-threshold", type=float, default=5.0, help="warn above this extrapolation grade")
+    p.add_argument("--grade-threshold", type=float, default=D.EXTRAPOLATION["grade_threshold"],
+                   help=f"warn above this extrapolation grade (default {D.EXTRAPOLATION['grade_threshold']:g})")
+    p.add_argument("--summary-interval", type=int, default=D.EXTRAPOLATION["summary_interval"],
+                   help="after the first extrapolation warning, one summary per this many steps "
+                        f"(default {D.EXTRAPOLATION['summary_interval']}; 0: only at the end)")
     p.add_argument("--no-grades", action="store_true", help="do not compute extrapolation grades")
     p.add_argument("--with-pair-style", action="store_true",
                    help="allow a pair_style in the input: its energy is added to the model's (e.g. ZBL)")
@@ -387,8 +538,34 @@ def main(argv=None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers:  # the screen keeps its level while a fit's log file records INFO
         h.setLevel(level)
+    progress = logging.getLogger("etnpot.progress")  # a fit's line per sweep where stderr is no terminal
+    for h in [h for h in progress.handlers if getattr(h, "_etnpot_cli", False)]:
+        progress.removeHandler(h)  # an earlier main() in this process: its stderr may be another
+    h = logging.StreamHandler(sys.stderr)
+    h._etnpot_cli = True
+    h.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(h)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+    import warnings
+
+    from .grade import ExtrapolationWarning
+
+    plain = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):  # no source line between LAMMPS's thermo lines
+        if issubclass(category, ExtrapolationWarning):
+            return f"WARNING etnpot: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit
+        return rc
+    except BrokenPipeError:  # the reader went away (etnpot info --json m.etn | head): not an error of etnpot
+        _silence_stdout()
+        return 0
     except (FileNotFoundError, ValueError, KeyboardInterrupt) as e:
         if isinstance(e, KeyboardInterrupt):
             print(f"etnpot {args.command}: interrupted; a checkpoint (if configured) holds the last completed sweep",
@@ -396,6 +573,8 @@ def main(argv=None) -> int:
             return 130
         print(f"etnpot {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = plain
 
 
 if __name__ == "__main__":  # pragma: no cover

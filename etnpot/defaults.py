@@ -14,7 +14,7 @@ The mappings are read-only; copy them (``dict(MODEL)``) to change a value.
 from types import MappingProxyType
 
 __all__ = ["MODEL", "INIT", "FIT", "WEIGHTS", "E0", "ACTIVE_SET", "VALIDATION_FRACTION", "COMPRESS", "MIN_ROWS_PER_PARAMETER",
-           "SIZE_TO_DATA", "TRY_ORDER4"]
+           "SIZE_TO_DATA", "TRY_ORDER4", "EXTRAPOLATION"]
 
 #: hyper-parameters of the model (:meth:`etnpot.ETNPotential.build`); ``None`` means derived:
 #: ``r_min = 0.3 r_cut``, ``n_channels`` and ``species_rank`` from the species, ``bond_l_max = l_max``
@@ -112,3 +112,10 @@ SIZE_TO_DATA = True
 #: on a four-metal set of elements and binaries order 4 lost in domain
 #: (fitting/transfer/README.md): a choice on validation, not a new default order.
 TRY_ORDER4 = "auto"
+
+#: extrapolation warnings of the ASE calculator and the LAMMPS coupling (:class:`etnpot.grade.ExtrapolationMonitor`):
+#: warn above ``grade_threshold`` (the grade is 1 at most on the training data), once per
+#: calculator when first crossed; after that one summary every ``summary_interval`` evaluations
+#: (ASE calls, LAMMPS steps) in which it was crossed again (0: no summaries, only the first warning
+#: and the end-of-run total)
+EXTRAPOLATION = MappingProxyType({"grade_threshold": 5.0, "summary_interval": 100})

@@ -42,6 +42,22 @@ from .objective import Objective, Weights
 __all__ = ["FitSettings", "Weights", "ALSFitter", "fit"]  # Weights lives in etnpot.objective
 
 log = logging.getLogger(__name__)
+#: one line per sweep where there is no terminal for a progress bar (the CLI shows this logger's INFO)
+progress_log = logging.getLogger("etnpot.progress")
+
+
+def use_bars() -> bool:
+    """Progress bars only on a terminal (or in a notebook, where tqdm.auto draws widgets): redirected
+    to a file, a bar is kilobytes of carriage returns; the fit logs a line per sweep to
+    ``etnpot.progress`` instead."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    try:
+        return sys.stderr.isatty() or any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
+    except (AttributeError, ValueError):
+        return False
 
 
 @dataclass
@@ -112,7 +128,8 @@ class ALSFitter:
         mapping ``{symbol: eV}`` (kept fixed).
     normalize : set the feature normalization from the training data first.
     checkpoint : path of a checkpoint file written atomically after every sweep.
-    progress : show a progress bar.
+    progress : show a progress bar (on a terminal; else one line per sweep on the
+        ``etnpot.progress`` logger); its label is :attr:`label` (default ``"order d, l_max l"``).
     """
 
     def __init__(self, potential, train, validation=None, weights=None, settings=None, e0=D.E0,
@@ -126,6 +143,8 @@ class ALSFitter:
         self.settings = settings or FitSettings()
         self.checkpoint = os.fspath(checkpoint) if checkpoint else None
         self.progress = progress
+        #: what the progress bar / sweep lines say this fit is (the CLI prefixes "candidate k/n: ")
+        self.label = f"order {potential.order}, l_max {potential.basis.l_max}"
         self.client = client
         auto = self.settings.species_tie == "auto"
         tie_applies = auto and species_tie_for(potential.basis, "auto") > 0  # 3+ species, resolved channels
@@ -178,12 +197,13 @@ class ALSFitter:
 
         rows = count_rows(self.loss.n_conf, n_atoms, self.weights)
         n_conf = self.loss.n_conf
-        P = self.pot.tt.num_parameters
+        P = self.pot.fitted_parameters
         if rows < D.MIN_ROWS_PER_PARAMETER * P:
-            log.warning("the model has %d fitted parameters and the training data give %d rows (%d configurations, "
-                        "%d atoms): fewer than %d per parameter, so expect it to fit the training set far better than "
-                        "new data; add data, or lower l_max, order or rank (etnpot fit's size_to_data tries lower "
-                        "l_max; etnpot scan compares them)", P, rows, n_conf, n_atoms, D.MIN_ROWS_PER_PARAMETER)
+            log.warning("the model (order %d, l_max %d) has %s and the training data give %d rows (%d configurations, "
+                        "%d atoms): fewer than %d per fitted parameter, so expect it to fit the training set far better "
+                        "than new data; add data, or lower l_max, order or rank (etnpot fit's size_to_data tries lower "
+                        "l_max; etnpot scan compares them)", self.pot.order, self.pot.basis.l_max,
+                        self.pot.describe_parameters(), rows, n_conf, n_atoms, D.MIN_ROWS_PER_PARAMETER)
 
     # ------------------------------------------------------------ the objective and the steps
     def errors(self, data) -> dict | None:
@@ -301,8 +321,8 @@ class ALSFitter:
                         radial_steps, n_feat, self.settings.max_radial_params)
             radial_steps = 0
         per = max(1, d - (1 if self.settings.two_site else 0)) + lm_steps + radial_steps
-        bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc="ETN fit", disable=not self.progress,
-                   leave=False)
+        bars = self.progress and use_bars()
+        bar = tqdm(total=max((sweeps - self.sweep_index) * per, 0), desc=self.label, disable=not bars, leave=False)
         try:
             while self.sweep_index < sweeps and not self.stopped:
                 s = self.sweep_index
@@ -339,6 +359,11 @@ class ALSFitter:
                 log.info("sweep %d (%s): objective %.5g%s, bonds %s, %.1f s", s, direction, rec["train_loss"],
                          f", validation E {v['energy']['rmse']:.3f} meV/atom F {v['forces']['rmse']:.4f} eV/Å"
                          if v and v["energy"] and v["forces"] else "", rec["bonds"], rec["seconds"])
+                if self.progress and not bars:
+                    progress_log.info("%s: sweep %d/%d, objective %.5g%s, %.1f s", self.label, s + 1, sweeps,
+                                      rec["train_loss"], f", validation E {v['energy']['rmse']:.3f} meV/atom, F "
+                                      f"{v['forces']['rmse']:.4f} eV/Å" if v and v["energy"] and v["forces"] else "",
+                                      rec["seconds"])
                 self._write_checkpoint()
                 if self._stall >= self.settings.patience:
                     log.info("early stop: no relative improvement > %g for %d sweeps", self.settings.tol, self._stall)

@@ -33,10 +33,12 @@ import logging
 import numpy as np
 import scipy.linalg as sla
 
+from . import defaults as D
 from .defaults import FIT as DEFAULT_FIT
 
 __all__ = ["ActiveSet", "fit_active_set", "extrapolation_grades", "select_configurations", "descriptors",
-           "model_fingerprint", "checked_active_set", "ExtrapolationWarning", "ExtrapolationError"]
+           "model_fingerprint", "checked_active_set", "ExtrapolationWarning", "ExtrapolationError",
+           "ExtrapolationMonitor"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,102 @@ class ExtrapolationWarning(UserWarning):
 
 class ExtrapolationError(RuntimeError):
     """Raised instead of :class:`ExtrapolationWarning` when the calculator is told to."""
+
+
+class ExtrapolationMonitor:
+    """Rate-limited extrapolation and unseen-species warnings of one calculator (ASE or LAMMPS).
+
+    :meth:`observe` is called once per evaluation with that evaluation's largest grade and its
+    count of atoms in unseen species environments, and returns the messages to warn with now:
+    the first evaluation above ``grade_threshold`` (and the first with unseen species
+    environments) gives one full message; after that, one summary every ``summary_interval``
+    evaluations in which either happened again (how many evaluations, the largest grade and
+    the step it was met at); ``summary_interval = 0`` gives no summaries.  :meth:`flush` gives
+    the summary of the evaluations since the last one, :meth:`summary` the totals as a dict.
+    ``step`` is what the messages call the evaluation (ASE: the calculator's evaluation count,
+    LAMMPS: the timestep)."""
+
+    def __init__(self, grade_threshold: float = D.EXTRAPOLATION["grade_threshold"],
+                 summary_interval: int = D.EXTRAPOLATION["summary_interval"]):
+        if int(summary_interval) < 0:
+            raise ValueError(f"summary_interval must be >= 0 evaluations, got {summary_interval!r}")
+        self.grade_threshold = float(grade_threshold)
+        self.summary_interval = int(summary_interval)
+        self.n_evaluations = 0
+        self.n_over = 0  # evaluations with a grade above the threshold
+        self.n_unseen = 0  # evaluations with atoms in unseen species environments
+        self.max_grade, self.max_grade_step = 0.0, None
+        self._warned_grade = self._warned_unseen = False
+        self._window = None  # events since the last message: see _new_window
+        self._window_start = 0  # evaluation count when the window opened
+
+    def _new_window(self):
+        return {"over": 0, "unseen": 0, "max_grade": 0.0, "step": None, "atom": None, "max_unseen": 0,
+                "first": None, "last": None}
+
+    def observe(self, step, grade=None, atom=None, unseen: int = 0, unseen_detail: str = "") -> list:
+        """Record one evaluation; returns the messages (strings) to warn with now."""
+        self.n_evaluations += 1
+        msgs = []
+        over = grade is not None and grade > self.grade_threshold
+        if grade is not None and grade > self.max_grade:
+            self.max_grade, self.max_grade_step = float(grade), step
+        tail = (f"; later ones are summarised every {self.summary_interval} evaluations" if self.summary_interval
+                else "; later ones are counted (summary at the end)")
+        w = self._window
+        if over:
+            self.n_over += 1
+            if not self._warned_grade:
+                self._warned_grade = True
+                msgs.append(f"step {step}: extrapolation grade {grade:.3g} > {self.grade_threshold:g}"
+                            + (f" (atom {atom})" if atom is not None else "")
+                            + f": the potential is used outside its training data{tail}")
+                over = False  # reported on its own, not again in a summary
+        if unseen:
+            self.n_unseen += 1
+            if not self._warned_unseen:
+                self._warned_unseen = True
+                msgs.append(f"step {step}: {unseen} atom(s) in a combination of species that the training data "
+                            f"never showed{' (' + unseen_detail + ')' if unseen_detail else ''}: the potential "
+                            f"extrapolates there{tail}")
+                unseen = 0
+        if over or unseen:
+            if w is None:
+                w = self._window = self._new_window()
+            w["first"] = step if w["first"] is None else w["first"]
+            w["last"] = step
+            if over:
+                w["over"] += 1
+                if grade > w["max_grade"]:
+                    w["max_grade"], w["step"], w["atom"] = float(grade), step, atom
+            if unseen:
+                w["unseen"] += 1
+                w["max_unseen"] = max(w["max_unseen"], int(unseen))
+        if self.summary_interval and self.n_evaluations - self._window_start >= self.summary_interval:
+            msgs += self.flush()
+        return msgs
+
+    def flush(self) -> list:
+        """The summary of the evaluations since the last message (empty if nothing happened)."""
+        w, n = self._window, self.n_evaluations - self._window_start
+        self._window, self._window_start = None, self.n_evaluations
+        if w is None:
+            return []
+        parts = []
+        if w["over"]:
+            parts.append(f"extrapolation grade > {self.grade_threshold:g} in {w['over']} of {n} evaluations, the "
+                         f"largest {w['max_grade']:.3g} at step {w['step']}"
+                         + (f" (atom {w['atom']})" if w["atom"] is not None else ""))
+        if w["unseen"]:
+            parts.append(f"unseen species environments in {w['unseen']} of {n} evaluations (up to "
+                         f"{w['max_unseen']} atoms)")
+        return [f"steps {w['first']}-{w['last']}: " + "; ".join(parts)]
+
+    def summary(self) -> dict:
+        """Totals since the calculator was made."""
+        return {"evaluations": self.n_evaluations, "over_threshold": self.n_over, "grade_threshold": self.grade_threshold,
+                "max_grade": self.max_grade, "max_grade_step": self.max_grade_step,
+                "unseen_species_evaluations": self.n_unseen}
 
 
 class ActiveSet:

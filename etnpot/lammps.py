@@ -87,6 +87,8 @@ import warnings
 
 import numpy as np
 
+from .defaults import EXTRAPOLATION as D_EXTRAPOLATION
+
 __all__ = ["attach", "run_input", "create_atoms", "ETNFixExternal", "ETNMLIAP", "evaluate_sites", "import_lammps"]
 
 log = logging.getLogger(__name__)
@@ -253,7 +255,8 @@ class ETNFixExternal:
     the seconds of model, callback, pairs, forces, comm; the last 1000 calls).
     """
 
-    def __init__(self, lmp, potential, species, fix_id, skin, extrapolation, grade_threshold):
+    def __init__(self, lmp, potential, species, fix_id, skin, extrapolation, grade_threshold,
+                 summary_interval=D_EXTRAPOLATION["summary_interval"]):
         self.lmp = lmp
         self.potential = potential
         self.species = list(species)
@@ -272,6 +275,9 @@ class ETNFixExternal:
         self.n_refreshes = 0
         self.n_routings = 0
         self.max_grade = 0.0
+        from .grade import ExtrapolationMonitor
+
+        self.monitor = ExtrapolationMonitor(self.grade_threshold, summary_interval)  # rate-limits the warnings
         self.error = None
         self.timings = {"model": 0.0, "pairs": 0.0, "forces": 0.0, "comm": 0.0, "total": 0.0}
         # per call: (start, model, callback, pairs, forces, comm seconds) of the last 1000 calls
@@ -576,16 +582,29 @@ class ETNFixExternal:
             mine = allg[int(np.argmax(allg[:, 0]))]
         worst, atom_id = float(mine[0]), int(mine[1])
         self.max_grade = max(self.max_grade, worst)
-        if worst > self.grade_threshold and (self.comm is None or self.comm.Get_rank() == 0):
+        msgs = self.monitor.observe(step, worst, atom_id)  # every rank: the same reduced values
+        if msgs and (self.comm is None or self.comm.Get_rank() == 0):
             from .grade import ExtrapolationWarning
 
-            warnings.warn(f"step {step}: extrapolation grade {worst:.3g} > {self.grade_threshold:g} (atom ID "
-                          f"{atom_id}): the potential is used outside its training data",
-                          ExtrapolationWarning, stacklevel=2)
+            for msg in msgs:
+                warnings.warn(msg.replace(f"(atom {atom_id})", f"(atom ID {atom_id})"), ExtrapolationWarning,
+                              stacklevel=2)
+
+    def finish(self):
+        """Warn (rank 0) with the summary of the steps since the last extrapolation message; returns
+        the totals (:meth:`etnpot.grade.ExtrapolationMonitor.summary`)."""
+        msgs = self.monitor.flush()
+        if msgs and (self.comm is None or self.comm.Get_rank() == 0):
+            from .grade import ExtrapolationWarning
+
+            for msg in msgs:
+                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
+        return self.monitor.summary()
 
 
 def attach(lmp, potential, species, fix_id: str = "etn", *, skin: float = 1.0, extrapolation: str = "warn",
-           grade_threshold: float = 5.0) -> ETNFixExternal:
+           grade_threshold: float = D_EXTRAPOLATION["grade_threshold"],
+           summary_interval: int = D_EXTRAPOLATION["summary_interval"]) -> ETNFixExternal:
     """Let the ETN model ``potential`` (an :class:`~etnpot.ETNPotential` or a model file) drive
     ``fix FIX_ID all external pf/callback 1 1`` of the LAMMPS instance ``lmp``.
 
@@ -598,7 +617,8 @@ def attach(lmp, potential, species, fix_id: str = "etn", *, skin: float = 1.0, e
     them afterwards) and installs ``fix FIX_ID_halt`` (stops the run if the callback fails).
 
     ``extrapolation``: ``"warn"`` (an :class:`~etnpot.grade.ExtrapolationWarning` naming the
-    step and the largest grade when it exceeds ``grade_threshold``; needs a model with an active
+    step and the largest grade the first time it exceeds ``grade_threshold``, then a summary every
+    ``summary_interval`` steps in which it did again, 0: none; needs a model with an active
     set) or ``"off"``.  Returns the :class:`ETNFixExternal` callback object.
     """
     if isinstance(potential, (str, bytes)) or hasattr(potential, "__fspath__"):
@@ -634,7 +654,7 @@ def attach(lmp, potential, species, fix_id: str = "etn", *, skin: float = 1.0, e
     for t, s in enumerate(species, start=1):
         if s not in potential.species:
             raise ValueError(f"species {s!r} (LAMMPS type {t}) is not in the model's species {potential.species}")
-    cb = ETNFixExternal(lmp, potential, species, fix_id, skin, extrapolation, grade_threshold)
+    cb = ETNFixExternal(lmp, potential, species, fix_id, skin, extrapolation, grade_threshold, summary_interval)
     try:
         lmp.set_fix_external_callback(fix_id, cb, None)
     except Exception as e:
@@ -657,7 +677,9 @@ _UNSAFE_AFTER_FIX = ("neighbor", "neigh_modify", "comm_modify")
 
 
 def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, log_file="log.lammps",
-              screen: bool = True, variables=(), extrapolation: str = "warn", grade_threshold: float = 5.0,
+              screen: bool = True, variables=(), extrapolation: str = "warn",
+              grade_threshold: float = D_EXTRAPOLATION["grade_threshold"],
+              summary_interval: int = D_EXTRAPOLATION["summary_interval"],
               allow_pair_style: bool = False):
     """Run the LAMMPS input file ``path`` with the ETN ``model`` (what ``etnpot lammps`` does).
 
@@ -708,12 +730,13 @@ def run_input(path, model, species, fix_id: str = "etn", *, skin: float = 1.0, l
     try:
         lmp.commands_string("\n".join(lines[: at + 1]))
         cb = attach(lmp, model, species, fix_id, skin=skin, extrapolation=extrapolation,
-                    grade_threshold=grade_threshold)
+                    grade_threshold=grade_threshold, summary_interval=summary_interval)
         with tempfile.TemporaryDirectory() as tmp:
             rest = os.path.join(tmp, os.path.basename(str(path)) + ".after-fix")
             with open(rest, "w") as fh:
                 fh.write("\n".join(lines[at + 1:]) + "\n")
             lmp.file(rest)
+        cb.finish()  # the extrapolation summary of the last steps
     except Exception as e:
         if cb is not None and cb.error is not None:
             raise RuntimeError(f"the ETN evaluation failed, LAMMPS stopped: {type(cb.error).__name__}: "
@@ -825,6 +848,7 @@ class ETNMLIAP:
         self.nparams = 1
         self.rcutfac = 0.5 * float(potential.r_cut)  # LAMMPS's cutoff is 2 * rcutfac
         self.grade_threshold = grade_threshold
+        self._monitor = None  # made at the first graded call (ExtrapolationMonitor: rate-limited warnings)
         self._elem_to_species = np.array([potential.species.index(s) for s in element_types], dtype=np.int64)
 
     def compute_descriptors(self, data):
@@ -856,11 +880,15 @@ class ETNMLIAP:
         data.eatoms = np.ascontiguousarray(energies)
         data.energy = float(energies.sum())
         data.update_pair_forces(np.ascontiguousarray(g))
-        if grades is not None and len(grades) and grades.max() > self.grade_threshold:
-            from .grade import ExtrapolationWarning
+        if grades is not None:
+            from .grade import ExtrapolationMonitor, ExtrapolationWarning
 
-            warnings.warn(f"extrapolation grade {grades.max():.3g} > {self.grade_threshold:g}: the potential is "
-                          "used outside its training data", ExtrapolationWarning, stacklevel=2)
+            if getattr(self, "_monitor", None) is None:  # (objects pickled before it existed)
+                self._monitor = ExtrapolationMonitor(self.grade_threshold)
+            m = self._monitor
+            worst = float(grades.max()) if len(grades) else 0.0
+            for msg in m.observe(m.n_evaluations + 1, worst, int(np.argmax(grades)) if len(grades) else None):
+                warnings.warn(msg, ExtrapolationWarning, stacklevel=2)
 
     def pickle(self, fname):
         """Write the object for ``pair_style mliap unified FNAME 0``."""

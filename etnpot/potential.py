@@ -224,9 +224,38 @@ class ETNPotential:
         """
         return self.tt.num_parameters + self.basis.num_parameters + len(self.e0)
 
+    def _features_refitted(self) -> bool:
+        """Whether the fit recorded in the model refitted the radial/species weights (``radial_steps``)."""
+        from .defaults import FIT
+
+        settings = (self.metadata.get("fit") or {}).get("settings") or {}
+        return bool(settings.get("radial_steps", FIT["radial_steps"]))
+
+    @property
+    def fitted_parameters(self) -> int:
+        """The parameters a fit solves for: the tensor-train cores and the per-species E0, and the
+        radial/species feature weights where the fit refits them (``[fit] radial_steps > 0``,
+        read from the fit recorded in the model; off by default).  The rest of
+        :attr:`num_parameters` is fixed at the start of the fit.  Rows per parameter
+        (:mod:`etnpot.sizing`) count these."""
+        return self.tt.num_parameters + len(self.e0) + (self.basis.num_parameters if self._features_refitted() else 0)
+
     def parameter_counts(self) -> dict:
-        return {"cores": self.tt.num_parameters, "species_weights": self.basis.species_weights.size,
-                "radial_weights": self.basis.radial_weights.size, "e0": len(self.e0)}
+        """The one parameter count: ``total`` (= :attr:`num_parameters`), its split into ``fitted``
+        (:attr:`fitted_parameters`) and ``fixed``, and the parts (``cores``, ``e0``,
+        ``species_weights``, ``radial_weights``)."""
+        fitted = self.fitted_parameters
+        return {"total": self.num_parameters, "fitted": fitted, "fixed": self.num_parameters - fitted,
+                "cores": self.tt.num_parameters, "e0": len(self.e0), "species_weights": self.basis.species_weights.size,
+                "radial_weights": self.basis.radial_weights.size}
+
+    def describe_parameters(self) -> str:
+        """The parameter count as every output prints it, e.g. ``1,641 parameters (939 fitted:
+        cores and E0; 702 fixed: radial/species weights)``."""
+        c = self.parameter_counts()
+        what = "cores, E0 and radial/species weights" if self._features_refitted() else "cores and E0"
+        return (f"{c['total']:,} parameters ({c['fitted']:,} fitted: {what}"
+                + (f"; {c['fixed']:,} fixed: radial/species weights)" if c["fixed"] else ")"))
 
     def species_index(self, numbers, config=0) -> np.ndarray:
         numbers = np.asarray(numbers, dtype=np.int64)

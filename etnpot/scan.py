@@ -231,6 +231,9 @@ def _plots(rows, select, outdir, chosen, configs, which):
         for i, r in enumerate(rows):
             ax.annotate(r["name"], (xs[i], errs[i]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        from .plots import readable_log_axis
+
+        readable_log_axis(ax.xaxis)  # the default labels of a short log range overlap
         ax.set_xlabel(xlabel)
         ax.set_ylabel(select)
         ax.legend(fontsize=7)
@@ -242,20 +245,8 @@ def _plots(rows, select, outdir, chosen, configs, which):
     from .io import load
     from .metrics import predict
 
+    from .plots import parity
+
     pot = load(rows[chosen]["model"])
-    pred = predict(pot, configs)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-    e_ref = [c.energy / len(c) for c in configs if c.energy is not None]
-    e_pred = [p["energy"] / len(c) for c, p in zip(configs, pred) if c.energy is not None]
-    f_ref = np.concatenate([c.forces.ravel() for c in configs if c.forces is not None])
-    f_pred = np.concatenate([p["forces"].ravel() for c, p in zip(configs, pred) if c.forces is not None])
-    for ax, (x, y, lab) in zip(axes, ((e_ref, e_pred, "energy (eV/atom)"), (f_ref, f_pred, "force component (eV/Å)"))):
-        ax.scatter(x, y, s=4, alpha=0.6)
-        lo, hi = min(np.min(x), np.min(y)), max(np.max(x), np.max(y))
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_xlabel(f"DFT {lab}")
-        ax.set_ylabel(f"ETN {lab}")
-    fig.suptitle(f"{rows[chosen]['name']} on {which} data", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, "parity.png"), dpi=150)
-    plt.close(fig)
+    parity(os.path.join(outdir, "parity.png"), {which: (configs, predict(pot, configs))},
+           f"{rows[chosen]['name']} on {which} data")

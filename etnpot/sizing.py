@@ -57,13 +57,13 @@ def training_rows(configs, weights) -> int:
 def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_ROWS_PER_PARAMETER) -> list[dict]:
     """The ``[model]`` keyword arguments of the smaller candidates for ``n_rows`` training rows:
     ``model`` with ``l_max`` lowered by one while the model has fewer than ``min_rows`` rows per
-    fitted (tensor-train) parameter, down to ``l_max = 1``; empty where ``model`` already has
+    fitted parameter (cores and E0: ``ETNPotential.fitted_parameters``), down to ``l_max = 1``; empty where ``model`` already has
     enough."""
     from .potential import ETNPotential
 
     out, m = [], dict(model)
     m.setdefault("l_max", D.MODEL["l_max"])
-    n_params = ETNPotential.build(species, **m).tt.num_parameters
+    n_params = ETNPotential.build(species, **m).fitted_parameters
     while m["l_max"] > 1 and n_rows < min_rows * n_params:
         m = dict(m, l_max=m["l_max"] - 1)
         if m.get("bond_l_max") is not None:
@@ -71,7 +71,7 @@ def smaller_models(species, model: dict, n_rows: int, min_rows: float = D.MIN_RO
         top = m["l_max"] if m.get("bond_l_max") is None else m["bond_l_max"]
         m["rank"] = _rank_up_to(m.get("rank", D.MODEL["rank"]), top)
         try:
-            n_params = ETNPotential.build(species, **m).tt.num_parameters
+            n_params = ETNPotential.build(species, **m).fitted_parameters
         except (ValueError, KeyError) as exc:  # e.g. a rank given per irrep that the lower l_max does not have
             log.info("size_to_data: no l_max %d candidate (%s)", m["l_max"], exc)
             break

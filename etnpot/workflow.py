@@ -304,7 +304,9 @@ def _run_fit(prepared, outputs: dict, resume: bool, progress: bool, out, allow_c
     if growth is not None:
         report["growth"] = growth
         report["growth_plot"] = plot_growth(growth, os.path.splitext(out_model)[0] + "_growth.png")
-    out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}")
+    if client is None:  # the pictures, where matplotlib is installed (etnpot.plots)
+        report["plots"] = _fit_plots(pot, fitter, train, validation, test, report, os.path.splitext(out_model)[0])
+    out(f"fitted {pot} in {fit_seconds:.1f} s; saved {out_model}\n{pot.describe_parameters()}")
     if model_choice is not None:
         out(format_candidates(model_choice))
     for name in ("train", "validation", "test"):
@@ -336,6 +338,25 @@ def format_candidates(choice: list) -> str:
     return "\n".join(rows)
 
 
+def _fit_plots(pot, fitter, train, validation, test, report, stem) -> list:
+    """``STEM_parity.png`` (train, validation, test) and ``STEM_convergence.png`` (validation error
+    per sweep); the paths written (none without matplotlib)."""
+    from . import plots
+    from .metrics import predict
+
+    if plots.pyplot() is None:
+        return []
+    sets = {}
+    for name, configs in (("train", train), ("validation", validation), ("test", test)):
+        if configs:
+            sub = configs if len(configs) <= plots.MAX_CONFIGS else configs[:: -(-len(configs) // plots.MAX_CONFIGS)]
+            sets[name] = (sub, predict(pot, sub))
+    written = [plots.parity(stem + "_parity.png", sets, f"{os.path.basename(stem)}: {pot.describe_parameters()}"),
+               plots.convergence(stem + "_convergence.png", report["history"], report["best_sweep"],
+                                 os.path.basename(stem))]
+    return [w for w in written if w]
+
+
 def _choose_model(pot, fitter, species, m, f, train, validation, weights, settings, progress, seconds, try_order4):
     """:mod:`etnpot.sizing`: fit the candidates besides the configured model (smaller ones where
     the training data are thin, ``[fit] size_to_data``; the order-4 alternative, ``[fit]
@@ -355,26 +376,27 @@ def _choose_model(pot, fitter, species, m, f, train, validation, weights, settin
 
     def entry(kw, p, ftr, secs):
         return {"order": kw["order"], "l_max": kw["l_max"], "rank": _jsonable_rank(kw["rank"]),
-                "num_parameters": p.num_parameters, "fitted_parameters": p.tt.num_parameters,
-                "rows_per_parameter": rows / p.tt.num_parameters, "validation": ftr.errors(validation),
+                "num_parameters": p.num_parameters, "fitted_parameters": p.fitted_parameters,
+                "rows_per_parameter": rows / p.fitted_parameters, "validation": ftr.errors(validation),
                 "validation_loss": ftr.best[0], "seconds": secs}
 
     label = lambda kw: f"order {kw['order']}, l_max {kw['l_max']}, rank {kw['rank']}"
     log.info("the training data give %d rows, %.2f per fitted parameter of the configured model: fitting %s as well "
-             "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.tt.num_parameters,
+             "and keeping the best on validation ([fit] size_to_data, try_order4)", rows, rows / pot.fitted_parameters,
              "; ".join(label(kw) for kw in others))
     choice, fitted = [entry(_model_kwargs(m), pot, fitter, seconds)], [(pot, fitter)]
-    for kw in others:
+    for n, kw in enumerate(others, start=2):
         t = time.perf_counter()
         p = ETNPotential.random(species, seed=f["seed"], init=f["init"], noise=f["init_noise"], **kw)
         ftr = ALSFitter(p, train, validation, weights, settings, e0=f["e0"], progress=progress)
+        ftr.label = f"candidate {n}/{len(others) + 1}: {ftr.label}"  # 1 is the configured model, fitted first
         ftr.run()
         choice.append(entry(kw, p, ftr, time.perf_counter() - t))
         fitted.append((p, ftr))
     best = min(range(len(choice)), key=lambda k: choice[k]["validation_loss"])
     for k, c in enumerate(choice):
         c["kept"] = k == best
-        log.info("%s: %d parameters, validation loss %.6g%s", label(c), c["num_parameters"], c["validation_loss"],
+        log.info("%s: %s, validation loss %.6g%s", label(c), fitted[k][0].describe_parameters(), c["validation_loss"],
                  " (kept)" if k == best else "")
     kept = dict(m, **([_model_kwargs(m)] + others)[best])
     return fitted[best][0], fitted[best][1], json.loads(json.dumps(choice, default=float)), kept

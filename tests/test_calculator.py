@@ -94,3 +94,57 @@ def test_stress_only_once_asked(small_pot):
     atoms.positions[0, 0] += 0.01
     atoms.get_forces()
     assert "stress" in calc.results and calc.n_calls == 3
+
+
+def test_extrapolation_warned_once_then_summarised(graded):
+    """300 evaluations above the threshold: one full warning at the first, then one summary per
+    ``summary_interval`` evaluations naming the count, the largest grade and its step (today's
+    calculator warned at every evaluation)."""
+    import warnings
+
+    from etnpot.grade import ExtrapolationWarning
+
+    pot, train = graded
+    atoms = train[0].atoms.copy()
+    atoms.positions *= 0.93
+    atoms.calc = etnpot.ETNCalculator(pot, grade_threshold=0.5, summary_interval=100)
+    worst = []
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for k in range(300):
+            atoms.positions[0, 0] += 0.001 * (-1) ** k
+            atoms.get_potential_energy()
+            worst.append(atoms.calc.results["extrapolation_grades"].max())
+    msgs = [str(w.message) for w in rec if issubclass(w.category, ExtrapolationWarning)]
+    assert min(worst) > 0.5  # every evaluation crosses the threshold
+    assert len(msgs) == 4, msgs
+    assert msgs[0].startswith("step 1: extrapolation grade") and "summarised every 100" in msgs[0]
+    # first window: evaluations 2..100 (the first was warned about on its own)
+    assert msgs[1].startswith("steps 2-100: extrapolation grade > 0.5 in 99 of 100 evaluations")
+    best = 1 + int(np.argmax(worst[1:100])) + 1
+    assert f"largest {max(worst[1:100]):.3g} at step {best}" in msgs[1]
+    assert msgs[3].startswith("steps 201-300:") and "in 100 of 100" in msgs[3]
+    s = atoms.calc.extrapolation_summary()
+    assert s["evaluations"] == 300 and s["over_threshold"] == 300
+    assert s["max_grade"] == pytest.approx(max(worst)) and s["max_grade_step"] == 1 + int(np.argmax(worst))
+
+
+def test_extrapolation_summary_interval_zero_and_flush(graded):
+    import warnings
+
+    from etnpot.grade import ExtrapolationWarning
+
+    pot, train = graded
+    atoms = train[0].atoms.copy()
+    atoms.positions *= 0.93
+    atoms.calc = etnpot.ETNCalculator(pot, grade_threshold=0.5, summary_interval=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for k in range(20):
+            atoms.positions[1, 1] += 0.001 * (-1) ** k
+            atoms.get_potential_energy()
+        atoms.calc.extrapolation_summary(flush=True)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, ExtrapolationWarning)]
+    assert len(msgs) == 2 and msgs[1].startswith("steps 2-20: extrapolation grade > 0.5 in 19 of 20 evaluations")
+    with pytest.raises(ValueError, match="summary_interval"):
+        etnpot.ETNCalculator(pot, summary_interval=-1)

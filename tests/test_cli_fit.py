@@ -344,3 +344,87 @@ def test_try_order4_fits_both_orders_and_keeps_the_better_on_validation(tmp_path
     capsys.readouterr()
     assert main(["fit", str(cfg), "-q"]) == 2
     assert "try_order4" in capsys.readouterr().err
+
+
+def test_progress_bars_name_their_fit_and_no_terminal_gives_a_line_per_sweep(tmp_path, capsys, monkeypatch):
+    """On a terminal each bar says which candidate and model it fits; without one (stderr a pipe
+    or file) the fit writes one line per sweep, with no carriage returns."""
+    import etnpot.fit
+
+    write_small_data(tmp_path)
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(CONFIG.replace("sweeps = 2", "sweeps = 2\npatience = 5"))  # thin data: l_max 2 and l_max 1
+    monkeypatch.setattr(etnpot.fit, "use_bars", lambda: True)
+    assert main(["fit", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "order 2, l_max 2:" in err and "candidate 2/2: order 2, l_max 1:" in err
+    monkeypatch.setattr(etnpot.fit, "use_bars", lambda: False)
+    assert main(["fit", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ": sweep " in ln]
+    assert [ln.split(", objective")[0] for ln in lines] == [
+        "order 2, l_max 2: sweep 1/2", "order 2, l_max 2: sweep 2/2",
+        "candidate 2/2: order 2, l_max 1: sweep 1/2", "candidate 2/2: order 2, l_max 1: sweep 2/2"]
+    assert all("validation E" in ln for ln in lines)
+    assert main(["fit", str(cfg), "-q"]) == 0
+    assert ": sweep " not in capsys.readouterr().err
+
+
+def test_use_bars_is_false_without_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from etnpot.fit import use_bars
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert use_bars() is False
+
+
+def test_fit_and_eval_write_parity_and_convergence_plots(tmp_path, capsys):
+    """With matplotlib, `etnpot fit` writes MODEL_parity.png (train, validation, test) and
+    MODEL_convergence.png; `etnpot eval --plot` a parity plot of the data it evaluates."""
+    pytest.importorskip("matplotlib")
+    write_small_data(tmp_path)
+    (tmp_path / "fit.toml").write_text(CONFIG.replace("sweeps = 2", "sweeps = 3\nsize_to_data = false"))
+    assert main(["fit", str(tmp_path / "fit.toml"), "-q", "--data-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["plots"] == [str(tmp_path / "m_parity.png"), str(tmp_path / "m_convergence.png")]
+    for p in report["plots"]:
+        assert (tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = str(tmp_path / "eval.png")
+    assert main(["eval", str(tmp_path / "m.etn"), str(tmp_path / "test.xyz"), "--energy-key", "REF_energy",
+                 "--forces-key", "REF_forces", "--stress-key", "REF_stress", "--plot", out]) == 0
+    assert f"parity plot   {out}" in capsys.readouterr().out and (tmp_path / "eval.png").exists()
+
+
+def test_parity_legend_carries_the_rmse_and_axes_say_reference():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from etnpot import plots
+    from etnpot.data import Configuration
+    from fitdata import diverse_cells
+
+    cells = diverse_cells(3, seed=4)
+    confs = [Configuration(a, -4.0 * len(a), np.zeros((len(a), 3))) for a in cells]
+    preds = [{"energy": c.energy + 0.001 * len(c.atoms), "forces": np.full((len(c.atoms), 3), 0.1)} for c in confs]
+    captured = {}
+    orig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        captured["fig"] = fig
+        return orig(fig, *a, **k)
+
+    plt.Figure.savefig = keep
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            assert plots.parity(d + "/p.png", {"test": (confs, preds)}) == d + "/p.png"
+    finally:
+        plt.Figure.savefig = orig
+    ax_e, ax_f = captured["fig"].axes
+    assert ax_e.get_xlabel() == "reference energy (eV/atom)" and ax_f.get_ylabel() == "ETN force component (eV/Å)"
+    assert [t.get_text() for t in ax_e.get_legend().get_texts()] == ["test: RMSE 1 meV/atom"]
+    assert [t.get_text() for t in ax_f.get_legend().get_texts()] == ["test: RMSE 0.1 eV/Å"]

@@ -62,3 +62,73 @@ def test_grade_is_rotation_invariant_with_a_broken_cg_control(graded, rng):
     bad.tt.cg = lambda p: good(p)[:, :, ::-1] if p[2].l == 2 else good(p)
     fit_active_set(bad, train)
     assert change(bad) > 1e-4
+
+
+def _grade_files(graded, tmp_path):
+    import ase.io
+
+    pot, train = graded
+    pot.save(tmp_path / "m.etn")
+    hot = diverse_cells(4, seed=31)
+    for a in hot[:2]:
+        a.positions *= 0.9  # compressed: outside the training data
+    ase.io.write(tmp_path / "md.xyz", [c.atoms for c in train[:2]] + hot, format="extxyz")
+    return pot, ase.io.read(tmp_path / "md.xyz", ":")  # as the commands read them
+
+
+def test_grade_cli_writes_per_atom_arrays_and_a_summary(graded, tmp_path, capsys):
+    import ase.io
+
+    from etnpot.cli import main
+    from etnpot.environments import unseen_environments
+
+    pot, structs = _grade_files(graded, tmp_path)
+    assert main(["grade", str(tmp_path / "m.etn"), str(tmp_path / "md.xyz"), "--output", str(tmp_path / "g.xyz"),
+                 "--threshold", "1.5"]) == 0
+    out = capsys.readouterr().out
+    back = ase.io.read(tmp_path / "g.xyz", ":")
+    assert len(back) == len(structs)
+    worst = 0.0
+    for a, ref in zip(back, structs):
+        res = pot.compute([ref], forces=False, stress=False, grades=True)
+        np.testing.assert_allclose(a.arrays["extrapolation_grade"], res["extrapolation_grades"], rtol=1e-6)  # extxyz: 8 digits
+        np.testing.assert_allclose(a.arrays["ETN_energies"], res["energies"], rtol=1e-6)
+        flags = np.zeros(len(ref), bool)
+        flags[unseen_environments(pot, pot.graph([ref]))] = True
+        np.testing.assert_array_equal(a.arrays["unseen_species"], flags)
+        worst = max(worst, res["extrapolation_grades"].max())
+    assert worst > 1.5  # the compressed cells are outside
+    assert f"md.xyz: {len(structs)} structures" in out and f"largest grade {worst:.3g}" in out
+
+
+def test_select_cli_picks_what_select_configurations_picks(graded, tmp_path, capsys):
+    import ase.io
+
+    from etnpot.cli import main
+    from etnpot.grade import select_configurations
+
+    pot, structs = _grade_files(graded, tmp_path)
+    assert main(["select", str(tmp_path / "m.etn"), str(tmp_path / "md.xyz"), "-n", "2",
+                 "--output", str(tmp_path / "new.xyz")]) == 0
+    want = select_configurations(pot, structs, 2)
+    assert len(want) == 2
+    got = ase.io.read(tmp_path / "new.xyz", ":")
+    assert [a.info["source"] for a in got] == [f"{tmp_path / 'md.xyz'}@{i}" for i in want]
+    for a, i in zip(got, want):
+        np.testing.assert_allclose(a.positions, structs[i].positions)
+    assert "chose 2" in capsys.readouterr().out
+
+
+def test_grade_and_select_refuse_a_model_without_grade_data(graded, tmp_path, capsys):
+    from etnpot.cli import main
+
+    pot, _ = _grade_files(graded, tmp_path)
+    bare = pot.copy()
+    bare.active_set = None
+    bare.save(tmp_path / "bare.etn")
+    for cmd in (["grade", str(tmp_path / "bare.etn"), str(tmp_path / "md.xyz")],
+                ["select", str(tmp_path / "bare.etn"), str(tmp_path / "md.xyz"), "-n", "1", "--output",
+                 str(tmp_path / "x.xyz")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "has no grade data" in err and "fit_active_set" in err

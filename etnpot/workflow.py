@@ -174,7 +174,7 @@ def _run_fit(prepared, outputs: dict, resume: bool, progress: bool, out, allow_c
     """The fit of :func:`run_fit`, its inputs checked and its outputs named."""
     out = out or log.info
     cfg, cdir, root = prepared
-    d, m, f, w, o = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"], cfg["output"]
+    d, m, f, w = cfg["data"], cfg["model"], cfg["fit"], cfg["weights"]
     keys = _reader_keys(d)
     full = lambda paths: [data_path(p, root, cdir) for p in paths]
     dist = cfg["distributed"]

